@@ -1,0 +1,1 @@
+"""Playbooks (checklist templates) and the pure checklist engine."""

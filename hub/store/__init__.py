@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, database engines and the audit chain."""
