@@ -1,0 +1,11 @@
+"""The ``msphub`` command line."""
+
+from __future__ import annotations
+
+from hub.cli import admin, runs  # noqa: F401  (registers commands)
+from hub.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,325 @@
+"""The run service: loads and saves runs around the pure checklist engine.
+
+Every mutating call works inside the caller's session/transaction, appends the
+audit facts and hands the notes to a sink (the write-back outbox), so a state
+change, its audit rows and its notes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.calendars import DEFAULT_CALENDAR, Calendar, DueRule, due_at
+from hub.checklists import engine
+from hub.checklists.engine import Outcome, RunState, RunStatus, StepState, StepStatus, TicketRef
+from hub.checklists.loader import PlaybookLibrary, digest
+from hub.checklists.schema import Playbook, Step, coerce_inputs
+from hub.errors import NotAllowed, NotFound
+from hub.store import audit
+from hub.store.models import Client, PlaybookVersion, Run, RunStep
+from hub.team import Team
+
+Clock = Callable[[], datetime]
+
+
+class NoteSink(Protocol):
+    """Receives the notes a transition produced, inside the same transaction."""
+
+    def __call__(self, session: Session, run: Run, outcome: Outcome,
+                 event_id: int | None) -> None: ...
+
+
+def _no_notes(session: Session, run: Run, outcome: Outcome, event_id: int | None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Filters for listing runs (all optional)."""
+
+    client: str | None = None
+    playbook: str | None = None
+    assignee: str | None = None
+    status: str | None = None
+    overdue: bool | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class RunService:
+    """Launch, advance and query runs."""
+
+    def __init__(
+        self,
+        *,
+        library: Callable[[], PlaybookLibrary],
+        team: Team,
+        calendars: Mapping[str, Calendar],
+        clock: Clock,
+        notes: NoteSink = _no_notes,
+    ) -> None:
+        self._library = library
+        self.team = team
+        self.calendars = calendars
+        self.clock = clock
+        self._notes = notes
+        self._pinned: dict[int, Playbook] = {}
+
+    # ---- reading -----------------------------------------------------------------
+
+    def playbook_for(self, run: Run) -> Playbook:
+        """The playbook version a run was launched with (cached by version row)."""
+        pv_id = run.playbook_version_id
+        cached = self._pinned.get(pv_id)
+        if cached is None:
+            cached = Playbook.model_validate(run.playbook_version.definition)
+            self._pinned[pv_id] = cached
+        return cached
+
+    def load(self, session: Session, run_id: int, *, for_update: bool = False) -> Run:
+        """The run row with its steps.
+
+        Raises:
+            NotFound: no run with that id.
+        """
+        stmt = select(Run).where(Run.id == run_id)
+        if for_update:
+            stmt = stmt.with_for_update(of=Run)
+        row = session.execute(stmt).unique().scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return row
+
+    def get(self, session: Session, run_id: int) -> RunState:
+        """The state of one run."""
+        return to_state(self.load(session, run_id))
+
+    def search(self, session: Session, flt: RunFilter) -> list[Run]:
+        """Runs matching the filter, newest first."""
+        stmt = select(Run).order_by(Run.id.desc()).limit(flt.limit).offset(flt.offset)
+        if flt.client:
+            stmt = stmt.join(Client, Client.id == Run.client_id).where(Client.key == flt.client)
+        if flt.playbook:
+            stmt = stmt.where(Run.playbook_id == flt.playbook)
+        if flt.status:
+            stmt = stmt.where(Run.status == flt.status)
+        open_states = (StepStatus.OPEN.value, StepStatus.LOCKED.value)
+        if flt.assignee:
+            stmt = stmt.where(Run.id.in_(
+                select(RunStep.run_id).where(RunStep.assignee == flt.assignee,
+                                             RunStep.status.in_(open_states))))
+        if flt.overdue is not None:
+            late = select(RunStep.run_id).where(RunStep.status.in_(open_states),
+                                                RunStep.due_at < self.clock())
+            stmt = stmt.where(Run.id.in_(late) if flt.overdue else Run.id.not_in(late))
+            if flt.overdue:
+                stmt = stmt.where(Run.status == RunStatus.ACTIVE.value)
+        return list(session.execute(stmt).unique().scalars().all())
+
+    def active_runs(self, session: Session, client_key: str,
+                    playbooks: Sequence[str] | None) -> list[Run]:
+        """A client's active runs, optionally of some playbooks, oldest first."""
+        stmt = (select(Run).join(Client, Client.id == Run.client_id)
+                .where(Client.key == client_key, Run.status == RunStatus.ACTIVE.value)
+                .order_by(Run.id))
+        if playbooks:
+            stmt = stmt.where(Run.playbook_id.in_(list(playbooks)))
+        return list(session.execute(stmt).unique().scalars().all())
+
+    def find_by_ticket(self, session: Session, ticket: TicketRef, playbook_id: str) -> Run | None:
+        """The run this ticket already launched for this playbook, if any."""
+        return session.execute(
+            select(Run).where(Run.ticket_source == ticket.source, Run.ticket_id == ticket.id,
+                              Run.playbook_id == playbook_id)
+        ).unique().scalar_one_or_none()
+
+    # ---- changing ----------------------------------------------------------------
+
+    def launch(
+        self,
+        session: Session,
+        playbook_id: str,
+        *,
+        client: str,
+        client_name: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        by: str,
+        ticket: TicketRef | None = None,
+        options: Mapping[str, Any] | None = None,
+        event_id: int | None = None,
+    ) -> Run:
+        """Launch a run of the current version of a playbook for a client.
+
+        Raises:
+            NotFound: unknown playbook.
+            ValueError: inputs missing or ill-typed (the message names the input).
+        """
+        library = self._library()
+        if playbook_id not in library:
+            raise NotFound(f"playbook '{playbook_id}' does not exist")
+        playbook = library.get(playbook_id)
+        clean = coerce_inputs(playbook, dict(inputs or {}))
+        now = self.clock()
+        client_row = self._client(session, client, client_name, now)
+        version = self._version(session, playbook, now)
+        calendar = (self.calendars.get(self.team.calendar_for(client))
+                    or self.calendars.get("default") or DEFAULT_CALENDAR)
+
+        def assign(step: Step) -> str | None:
+            return self.team.resolve(step.role, client) if step.role else None
+
+        def due(rule: str) -> datetime:
+            return due_at(now, DueRule.parse(rule), calendar)
+
+        row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
+                  status=RunStatus.ACTIVE.value, inputs=clean, launched_by=by,
+                  launched_at=now, ticket_source=ticket.source if ticket else None,
+                  ticket_id=ticket.id if ticket else None, options=dict(options or {}))
+        session.add(row)
+        session.flush()  # assigns the run id
+        outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
+                                by=by, now=now, assign=assign, due=due, ticket=ticket)
+        self._pinned[version.id] = playbook
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def complete(self, session: Session, run_id: int, step_id: str, *, by: str,
+                 evidence: str | None = None, note: str | None = None,
+                 event_id: int | None = None) -> Run:
+        """Complete one step (order enforced; StepLocked names the blockers)."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.complete_step(self.playbook_for(row), to_state(row), step_id, by=by,
+                                       now=self.clock(), evidence=evidence, note=note)
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def skip(self, session: Session, run_id: int, step_id: str, *, by: str, reason: str,
+             may_skip_protected: bool = False, event_id: int | None = None) -> Run:
+        """Skip one step with a reason, where the playbook allows it."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.skip_step(self.playbook_for(row), to_state(row), step_id, by=by,
+                                   reason=reason, now=self.clock(),
+                                   may_skip_protected=may_skip_protected)
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def cancel(self, session: Session, run_id: int, *, by: str, reason: str = "",
+               event_id: int | None = None) -> Run:
+        """Cancel an active run."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.cancel_run(to_state(row), by=by, reason=reason, now=self.clock())
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def comment(self, session: Session, run_id: int, *, by: str, text: str,
+                event_id: int | None = None) -> Run:
+        """Add an audited comment to a run (also written back to its ticket)."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.comment(to_state(row), by=by, text=text, now=self.clock())
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def reassign(self, session: Session, run_id: int, step_id: str, *,
+                 assignee: str | None, by: str) -> Run:
+        """Give a step to another technician."""
+        if assignee is not None and self.team.members and self.team.member(assignee) is None:
+            raise NotAllowed(f"'{assignee}' is not a member of the team")
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.reassign(to_state(row), step_id, assignee=assignee, by=by,
+                                  now=self.clock())
+        self._save(session, row, outcome, None)
+        return row
+
+    def count_active(self, session: Session) -> int:
+        """Number of active runs (for metrics)."""
+        return int(session.execute(select(func.count()).select_from(Run)
+                                   .where(Run.status == RunStatus.ACTIVE.value)).scalar_one())
+
+    # ---- persistence helpers ----------------------------------------------------------
+
+    def _client(self, session: Session, key: str, name: str | None, now: datetime) -> Client:
+        row = session.execute(select(Client).where(Client.key == key)).scalar_one_or_none()
+        if row is None:
+            row = Client(key=key, name=name, created_at=now)
+            session.add(row)
+            session.flush()
+        elif name and row.name != name:
+            row.name = name
+        return row
+
+    def _version(self, session: Session, playbook: Playbook, now: datetime) -> PlaybookVersion:
+        sha = digest(playbook)
+        row = session.execute(
+            select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
+                                          PlaybookVersion.digest == sha)
+        ).scalar_one_or_none()
+        if row is None:
+            row = PlaybookVersion(playbook_id=playbook.id, version=playbook.version, digest=sha,
+                                  title=playbook.title,
+                                  definition=playbook.model_dump(mode="json"), created_at=now)
+            session.add(row)
+            session.flush()
+        return row
+
+    def _save(self, session: Session, row: Run, outcome: Outcome, event_id: int | None) -> None:
+        state = outcome.run
+        row.status = state.status.value
+        row.completed_at = state.completed_at
+        row.cancel_reason = state.cancel_reason
+        existing = {s.step_id: s for s in row.steps}
+        for step in state.steps:
+            current = existing.get(step.step_id)
+            if current is None:
+                row.steps.append(_step_row(step))
+            else:
+                _copy_step(step, current)
+        audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
+        self._notes(session, row, outcome, event_id)
+
+
+def _step_row(step: StepState) -> RunStep:
+    row = RunStep(step_id=step.step_id, title=step.title, position=step.position)
+    _copy_step(step, row)
+    return row
+
+
+def _copy_step(step: StepState, row: RunStep) -> None:
+    fields = {
+        "status": step.status.value, "assignee": step.assignee, "due_at": step.due_at,
+        "done_by": step.done_by, "done_at": step.done_at, "evidence": step.evidence,
+        "note": step.note, "skip_reason": step.skip_reason,
+    }
+    for name, value in fields.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
+def to_state(row: Run) -> RunState:
+    """Convert a run row into the engine's immutable state."""
+    return RunState(
+        id=row.id,
+        playbook_id=row.playbook_id,
+        playbook_version=row.playbook_version.version,
+        client_id=row.client.key,
+        status=RunStatus(row.status),
+        inputs=dict(row.inputs),
+        steps=tuple(
+            StepState(step_id=s.step_id, title=s.title, status=StepStatus(s.status),
+                      position=s.position, assignee=s.assignee, due_at=s.due_at,
+                      done_by=s.done_by, done_at=s.done_at, evidence=s.evidence, note=s.note,
+                      skip_reason=s.skip_reason)
+            for s in sorted(row.steps, key=lambda s: s.position)
+        ),
+        launched_at=row.launched_at,
+        launched_by=row.launched_by,
+        ticket=TicketRef(row.ticket_source, row.ticket_id)
+        if row.ticket_source and row.ticket_id else None,
+        completed_at=row.completed_at,
+        cancel_reason=row.cancel_reason,
+    )
