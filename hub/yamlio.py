@@ -100,7 +100,7 @@ def validation_error(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> Co
     for part in loc:
         if (*clean, part) in doc.lines or isinstance(part, int):
             clean.append(part)
-    msg = err["msg"]
+    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     extra = len(exc.errors()) - 1
     if extra:
         msg += f" (and {extra} more error{'s' if extra > 1 else ''})"
