@@ -1,0 +1,131 @@
+"""Process-wide settings: ``MSPHUB_*`` environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.logging import redact_url
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _default_database_url(data: dict[str, Any]) -> str:
+    """SQLite file inside ``data_dir``; ``data_dir`` is validated (absolute) before this runs."""
+    data_dir = Path(data.get("data_dir", Path("data"))).expanduser().resolve()
+    return f"sqlite:///{(data_dir / 'msphub.db').as_posix()}"
+
+
+class Settings(BaseSettings):
+    """Everything an entry point needs to start the hub.
+
+    Values come from, highest priority first: constructor arguments, ``MSPHUB_*``
+    environment variables, the ``.env`` file in the working directory (if any), and
+    the defaults below. Relative directories are made absolute against the working
+    directory at construction time, so a later ``chdir`` does not move them.
+
+    Only entry points (CLI, worker, scheduler, API factory) call :func:`get_settings`;
+    everything else receives the values it needs through its constructor.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MSPHUB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # A missing .env is fine (pydantic-settings skips it). Unknown MSPHUB_* keys
+        # are ignored rather than fatal: MSPHUB_TEST_* variables share the prefix.
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Declared before database_url: its default is computed from the validated value.
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the hub keeps its own files (the default SQLite database).",
+    )
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy URL. Default: sqlite:///<data_dir>/msphub.db. "
+        "Production: postgresql+psycopg://user:pass@host:5432/msphub.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the dramatiq broker. Unset: actors run in-process.",
+    )
+    config_dir: Path = Field(
+        default=Path("config"), description="Connector instances, team roles, calendars."
+    )
+    mappings_dir: Path = Field(default=Path("mappings"), description="Mapping rule files.")
+    playbooks_dir: Path = Field(default=Path("playbooks"), description="Checklist templates.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="How PSAs and browsers reach the hub; used in links and callback URLs.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API server binds to.")
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto",
+        description="auto: console when stderr is a terminal, JSON otherwise.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="Minimum level that is logged.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs dashboard sessions and links. Never logged."
+    )
+    webhook_max_body: int = Field(
+        default=1_048_576, gt=0, description="Largest accepted webhook body, in bytes."
+    )
+    worker_threads: int = Field(default=8, ge=1, description="Threads per worker process.")
+    env: Literal["development", "production"] = Field(
+        default="development", description="Deployment flavour."
+    )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr()/str() may end up in logs or tracebacks: hide URL passwords too.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
+
+    @field_validator("data_dir", "config_dir", "mappings_dir", "playbooks_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        # `MSPHUB_DATABASE_URL=` (blank) means "use the default", as if unset.
+        if isinstance(value, str) and not value.strip():
+            return _default_database_url(info.data)
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `MSPHUB_REDIS_URL=` in a .env file means "no Redis", not "Redis at ''".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        # Callers build links as f"{public_url}/runs/{id}".
+        return value.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once. Only entry points call this.
+
+    Tests build ``Settings(...)`` directly, or call ``get_settings.cache_clear()``.
+    """
+    return Settings()
