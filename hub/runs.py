@@ -22,7 +22,7 @@ from hub.checklists.loader import PlaybookLibrary, digest
 from hub.checklists.schema import Playbook, Step, coerce_inputs
 from hub.errors import NotAllowed, NotFound
 from hub.store import audit
-from hub.store.models import Client, PlaybookVersion, Run, RunStep
+from hub.store.models import AuditEntry, Client, PendingEvidence, PlaybookVersion, Run, RunStep
 from hub.team import Team
 
 Clock = Callable[[], datetime]
@@ -32,11 +32,30 @@ class NoteSink(Protocol):
     """Receives the notes a transition produced, inside the same transaction."""
 
     def __call__(self, session: Session, run: Run, outcome: Outcome,
-                 event_id: int | None) -> None: ...
+                 entries: Sequence[AuditEntry]) -> None: ...
 
 
-def _no_notes(session: Session, run: Run, outcome: Outcome, event_id: int | None) -> None:
+def _no_notes(session: Session, run: Run, outcome: Outcome,
+              entries: Sequence[AuditEntry]) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The record that launched a run (ticket, agreement, alert …) in one source."""
+
+    source: str
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What a tick did to one run: ``done``, ``pending`` (step locked), or ``noop``."""
+
+    run_id: int
+    outcome: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,13 @@ class RunService:
                               Run.playbook_id == playbook_id)
         ).unique().scalar_one_or_none()
 
+    def find_by_origin(self, session: Session, origin: Origin, playbook_id: str) -> Run | None:
+        """The run this record (ticket, agreement …) already launched for this playbook."""
+        return session.execute(
+            select(Run).where(Run.origin_source == origin.source, Run.origin_type == origin.type,
+                              Run.origin_id == origin.id, Run.playbook_id == playbook_id)
+        ).unique().scalar_one_or_none()
+
     # ---- changing ----------------------------------------------------------------
 
     def launch(
@@ -151,6 +177,7 @@ class RunService:
         inputs: Mapping[str, Any] | None = None,
         by: str,
         ticket: TicketRef | None = None,
+        origin: Origin | None = None,
         options: Mapping[str, Any] | None = None,
         event_id: int | None = None,
     ) -> Run:
@@ -180,7 +207,10 @@ class RunService:
         row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
                   status=RunStatus.ACTIVE.value, inputs=clean, launched_by=by,
                   launched_at=now, ticket_source=ticket.source if ticket else None,
-                  ticket_id=ticket.id if ticket else None, options=dict(options or {}))
+                  ticket_id=ticket.id if ticket else None, options=dict(options or {}),
+                  origin_source=origin.source if origin else None,
+                  origin_type=origin.type if origin else None,
+                  origin_id=origin.id if origin else None)
         session.add(row)
         session.flush()  # assigns the run id
         outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
@@ -198,6 +228,67 @@ class RunService:
                                        now=self.clock(), evidence=evidence, note=note)
         self._save(session, row, outcome, event_id)
         return row
+
+    def tick(self, session: Session, *, client: str, playbooks: Sequence[str], step_id: str,
+             by: str, evidence: str | None, event_id: int | None = None) -> list[TickResult]:
+        """Complete ``step_id`` in the client's active runs of these playbooks.
+
+        A step that is still locked keeps the evidence and is ticked as soon as it
+        opens; a finished step is left alone (a repeated alert has no second effect).
+        """
+        results: list[TickResult] = []
+        for run in self.active_runs(session, client, playbooks):
+            run = self.load(session, run.id, for_update=True)
+            steps = {s.step_id: s for s in run.steps}
+            step = steps.get(step_id)
+            if step is None:
+                continue
+            status = StepStatus(step.status)
+            if status is StepStatus.OPEN:
+                self.complete(session, run.id, step_id, by=by, evidence=evidence,
+                              event_id=event_id)
+                results.append(TickResult(run.id, "done"))
+            elif status is StepStatus.LOCKED:
+                self._keep_evidence(session, run, step_id, by, evidence, event_id)
+                results.append(TickResult(run.id, "pending", "step locked; evidence kept"))
+            else:
+                results.append(TickResult(run.id, "noop", f"step already {status.value}"))
+        return results
+
+    def _keep_evidence(self, session: Session, run: Run, step_id: str, by: str,
+                       evidence: str | None, event_id: int | None) -> None:
+        existing = session.execute(
+            select(PendingEvidence).where(PendingEvidence.run_id == run.id,
+                                          PendingEvidence.step_id == step_id)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return  # first evidence wins; later duplicates add nothing
+        session.add(PendingEvidence(run_id=run.id, step_id=step_id, actor=by, evidence=evidence,
+                                    event_id=event_id, created_at=self.clock()))
+        session.flush()
+        engine_fact = engine.Fact("evidence_held", by, self.clock(), step_id,
+                                  data={"evidence": evidence} if evidence else {})
+        audit.append(session, [engine_fact], run_id=run.id, event_id=event_id)
+
+    def _apply_pending(self, session: Session, row: Run) -> None:
+        """Tick steps that just opened and have evidence waiting for them."""
+        if row.status != RunStatus.ACTIVE.value:
+            return
+        open_ids = {s.step_id for s in row.steps if s.status == StepStatus.OPEN.value}
+        if not open_ids:
+            return
+        waiting = session.execute(
+            select(PendingEvidence).where(PendingEvidence.run_id == row.id,
+                                          PendingEvidence.step_id.in_(open_ids))
+            .order_by(PendingEvidence.id)
+        ).scalars().all()
+        for item in waiting:
+            session.delete(item)
+            session.flush()
+            outcome = engine.complete_step(self.playbook_for(row), to_state(row), item.step_id,
+                                           by=item.actor, now=self.clock(),
+                                           evidence=item.evidence)
+            self._save(session, row, outcome, item.event_id)
 
     def skip(self, session: Session, run_id: int, step_id: str, *, by: str, reason: str,
              may_skip_protected: bool = False, event_id: int | None = None) -> Run:
@@ -241,6 +332,11 @@ class RunService:
         return int(session.execute(select(func.count()).select_from(Run)
                                    .where(Run.status == RunStatus.ACTIVE.value)).scalar_one())
 
+    def notify(self, session: Session, run: Run, outcome: Outcome,
+               entries: Sequence[AuditEntry]) -> None:
+        """Queue the notes of an outcome recorded outside the engine (e.g. overdue)."""
+        self._notes(session, run, outcome, entries)
+
     # ---- persistence helpers ----------------------------------------------------------
 
     def _client(self, session: Session, key: str, name: str | None, now: datetime) -> Client:
@@ -279,8 +375,10 @@ class RunService:
                 row.steps.append(_step_row(step))
             else:
                 _copy_step(step, current)
-        audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
-        self._notes(session, row, outcome, event_id)
+        entries = audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
+        self._notes(session, row, outcome, entries)
+        if any(f.action in ("step_done", "step_skipped") for f in outcome.facts):
+            self._apply_pending(session, row)
 
 
 def _step_row(step: StepState) -> RunStep:

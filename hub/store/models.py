@@ -48,6 +48,9 @@ class Run(Base):
     __table_args__ = (
         # the same ticket never launches the same playbook twice
         UniqueConstraint("ticket_source", "ticket_id", "playbook_id", name="uq_run_ticket"),
+        # nor does the same agreement / alert / company (the subject that launched it)
+        UniqueConstraint("origin_source", "origin_type", "origin_id", "playbook_id",
+                         name="uq_run_origin"),
         Index("ix_runs_client_status", "client_id", "status"),
         Index("ix_runs_status_playbook", "status", "playbook_id"),
     )
@@ -60,6 +63,9 @@ class Run(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONType)
     ticket_source: Mapped[str | None] = mapped_column(String(100))
     ticket_id: Mapped[str | None] = mapped_column(String(100))
+    origin_source: Mapped[str | None] = mapped_column(String(100))
+    origin_type: Mapped[str | None] = mapped_column(String(30))
+    origin_id: Mapped[str | None] = mapped_column(String(100))
     launched_by: Mapped[str] = mapped_column(String(200))
     launched_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -142,3 +148,85 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class InboxEvent(Base):
+    """Every accepted event, stored once per (source, dedupe_key) before anything acts on it."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("source", "dedupe_key", name="uq_inbox_dedupe"),
+        Index("ix_inbox_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    vendor: Mapped[str] = mapped_column(String(50))
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    via: Mapped[str] = mapped_column(String(20))  # webhook | poll | replay | api
+    client_key: Mapped[str | None] = mapped_column(String(200))
+    client_name: Mapped[str | None] = mapped_column(String(300))
+    subject_type: Mapped[str | None] = mapped_column(String(30))
+    subject_id: Mapped[str | None] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20))  # pending | done | failed | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class OutboxNote(Base):
+    """A note the PSA must receive; written with the change that caused it, sent afterwards."""
+
+    __tablename__ = "outbox_notes"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # marker embedded in the note
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    step_id: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    attachment: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # pending | held (waiting for a digest) | sent | dead | merged (folded into a digest)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    uncertain: Mapped[bool] = mapped_column(default=False)  # a send may have reached the PSA
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PendingEvidence(Base):
+    """Evidence that arrived for a step still locked; it ticks the step once it opens."""
+
+    __tablename__ = "pending_evidence"
+    __table_args__ = (UniqueConstraint("run_id", "step_id", name="uq_pending_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SourceCursor(Base):
+    """Where a connector's poll of one stream got to (saved with the events of each page)."""
+
+    __tablename__ = "source_cursors"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

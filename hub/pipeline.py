@@ -1,0 +1,152 @@
+"""Processing one inbox event: mapping rules → actions applied in one transaction.
+
+Each action runs in a savepoint, so one that cannot apply (unknown client, bad
+input) is recorded without undoing the others; the item is marked done in the
+same transaction as its effects, so a crash either leaves it pending (and it is
+processed again, with no half-applied effects) or finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
+
+from hub.checklists.engine import TicketRef
+from hub.context import HubContext
+from hub.errors import HubError
+from hub.events import Event
+from hub.inbox import DONE, PENDING, to_event
+from hub.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
+from hub.mapping.engine import RuleSet, explain
+from hub.notes import track_new_notes
+from hub.runs import Origin
+from hub.store.db import transaction
+from hub.store.models import InboxEvent
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Processed:
+    """What processing one event did (also stored as the inbox row's ``result``)."""
+
+    event_id: int
+    skipped: bool = False
+    matched: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    near_misses: list[dict[str, str]] = field(default_factory=list)
+    notes: list[int] = field(default_factory=list)
+
+    def as_result(self) -> dict[str, Any]:
+        return {"matched": self.matched, "actions": self.actions, "errors": self.errors,
+                "near_misses": self.near_misses}
+
+
+def _client(event: Event, action: Launch | Tick | Comment | Cancel) -> str:
+    client = action.client_id or (event.client.id if event.client else None)
+    if not client:
+        raise HubError("the event names no client, and the rule gives none")
+    return client
+
+
+def apply_action(ctx: HubContext, session: Session, event: Event, action: Action,
+                 event_id: int) -> dict[str, Any]:
+    """Apply one action; returns a JSON-ready description of the effect."""
+    by = f"rule:{action.rule_id}"
+    if isinstance(action, Launch):
+        subject = event.subject
+        origin = Origin(event.source, subject.type, subject.id) if subject else None
+        ticket = TicketRef(event.source, subject.id) if subject and subject.type == "ticket" \
+            else None
+        if origin is not None:
+            existing = ctx.runs.find_by_origin(session, origin, action.playbook)
+            if existing is not None:
+                return {"effect": "already_launched", "run_id": existing.id}
+        run = ctx.runs.launch(session, action.playbook, client=_client(event, action),
+                              client_name=action.client_name, inputs=action.inputs, by=by,
+                              ticket=ticket, origin=origin,
+                              options={"notes": action.notes, "rule": action.rule_id},
+                              event_id=event_id)
+        return {"effect": "launched", "run_id": run.id}
+    client = _client(event, action)
+    if isinstance(action, Tick):
+        results = ctx.runs.tick(session, client=client, playbooks=action.playbooks,
+                                step_id=action.step, by=by, evidence=action.evidence,
+                                event_id=event_id)
+        return {"effect": "ticked",
+                "runs": [{"run_id": r.run_id, "outcome": r.outcome} for r in results]}
+    runs = ctx.runs.active_runs(session, client, action.playbooks or None)
+    if isinstance(action, Comment):
+        for run in runs:
+            ctx.runs.comment(session, run.id, by=by, text=action.text, event_id=event_id)
+        return {"effect": "commented", "run_ids": [r.id for r in runs]}
+    for run in runs:
+        ctx.runs.cancel(session, run.id, by=by, reason=action.reason, event_id=event_id)
+    return {"effect": "cancelled", "run_ids": [r.id for r in runs]}
+
+
+def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
+                  enrich: Callable[[Event], Event] | None = None) -> Processed:
+    """Run one inbox event through the rules and apply the actions, exactly once.
+
+    Args:
+        enrich: fetches the full record for a thin webhook event (connector I/O), called
+            before the transaction so no database lock is held during HTTP.
+    """
+    result = Processed(event_id)
+    if enrich is not None:
+        with ctx.sessions() as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None or row.status != PENDING:
+                result.skipped = True
+                return result
+            event = to_event(row)
+        full = enrich(event)
+        if full is not event:
+            with transaction(ctx.sessions) as session:
+                row = session.get(InboxEvent, event_id)
+                if row is not None:
+                    row.data, row.raw = dict(full.data), dict(full.raw)
+                    if full.client:
+                        row.client_key, row.client_name = full.client.id, full.client.name
+    with transaction(ctx.sessions) as session:
+        row = session.execute(
+            select(InboxEvent).where(InboxEvent.id == event_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None or row.status != PENDING:
+            result.skipped = True
+            return result
+        event = to_event(row)
+        evaluation = explain(rules, event)
+        result.errors = [{"rule_id": e.rule_id, "error": e.message} for e in evaluation.errors]
+        result.near_misses = [{"rule_id": n.rule_id, "reason": n.reason}
+                              for n in evaluation.near_misses]
+        for match in evaluation.matched:
+            result.matched.append(match.rule_id)
+            for action in match.actions:
+                described = action_to_dict(action)
+                try:
+                    with session.begin_nested():
+                        described.update(apply_action(ctx, session, event, action, event_id))
+                except (HubError, ValueError) as exc:
+                    described["effect"] = "error"
+                    result.errors.append({"rule_id": action.rule_id, "error": str(exc)})
+                result.actions.append(described)
+        row.status = DONE
+        row.attempts += 1
+        row.processed_at = ctx.clock()
+        row.result = result.as_result()
+        notes = track_new_notes(session)
+        session.flush()
+        # notes of an action whose savepoint rolled back are not persistent
+        result.notes = [n.id for n in notes if inspect(n).persistent and n.status == "pending"]
+        notes.clear()
+    log.info("event_processed", event_id=event_id, kind=str(event.kind),
+             matched=len(result.matched), errors=len(result.errors))
+    return result
