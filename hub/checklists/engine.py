@@ -215,10 +215,50 @@ def launch(
     return _maybe_complete(outcome, playbook, now)
 
 
+def _satisfaction(playbook: Playbook, steps: tuple[StepState, ...]) -> Callable[[str], bool]:
+    """Whether a step no longer holds up the steps after it.
+
+    Done and skipped steps are satisfied. A not-applicable step is satisfied only once
+    its own prerequisites are, so it never lets a later step jump the queue (strict
+    order ``A → B(n/a) → C``: C waits for A).
+    """
+    states = {s.step_id: s for s in steps}
+    memo: dict[str, bool] = {}
+
+    def satisfied(step_id: str) -> bool:
+        if step_id not in memo:
+            status = states[step_id].status
+            if status in (StepStatus.DONE, StepStatus.SKIPPED):
+                memo[step_id] = True
+            elif status is StepStatus.NOT_APPLICABLE:
+                memo[step_id] = all(satisfied(d) for d in playbook.prerequisites(step_id))
+            else:
+                memo[step_id] = False
+        return memo[step_id]
+
+    return satisfied
+
+
 def blockers(playbook: Playbook, run: RunState, step_id: str) -> list[str]:
-    """Prerequisites of ``step_id`` that are not finished yet."""
+    """The applicable steps that must still be finished before ``step_id`` can be worked.
+
+    A not-applicable prerequisite is looked through to the steps it waits for.
+    """
+    satisfied = _satisfaction(playbook, run.steps)
     states = {s.step_id: s for s in run.steps}
-    return [d for d in playbook.prerequisites(step_id) if not states[d].finished]
+    out: list[str] = []
+
+    def collect(sid: str) -> None:
+        for dep in playbook.prerequisites(sid):
+            if satisfied(dep) or dep in out:
+                continue
+            if states[dep].status is StepStatus.NOT_APPLICABLE:
+                collect(dep)
+            else:
+                out.append(dep)
+
+    collect(step_id)
+    return out
 
 
 def complete_step(
@@ -332,11 +372,11 @@ def _after_step(playbook: Playbook, run: RunState, changed: StepState, fact: Fac
 
 def _unlock(playbook: Playbook, steps: tuple[StepState, ...]) -> tuple[StepState, ...]:
     """Recompute locked/open for unfinished steps from their prerequisites."""
-    finished = {s.step_id for s in steps if s.finished}
+    satisfied = _satisfaction(playbook, steps)
     out: list[StepState] = []
     for s in steps:
         if s.status in (StepStatus.LOCKED, StepStatus.OPEN):
-            ready = all(d in finished for d in playbook.prerequisites(s.step_id))
+            ready = all(satisfied(d) for d in playbook.prerequisites(s.step_id))
             status = StepStatus.OPEN if ready else StepStatus.LOCKED
             s = s if s.status is status else replace(s, status=status)
         out.append(s)
