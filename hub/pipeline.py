@@ -91,6 +91,21 @@ def apply_action(ctx: HubContext, session: Session, event: Event, action: Action
     return {"effect": "cancelled", "run_ids": [r.id for r in runs]}
 
 
+def _earlier_pending(ctx: HubContext, event_id: int) -> list[int]:
+    with ctx.sessions() as session:
+        row = session.get(InboxEvent, event_id)
+        if row is None or row.status != PENDING or row.subject_id is None:
+            return []
+        return list(session.execute(
+            select(InboxEvent.id).where(InboxEvent.source == row.source,
+                                        InboxEvent.subject_type == row.subject_type,
+                                        InboxEvent.subject_id == row.subject_id,
+                                        InboxEvent.id < event_id,
+                                        InboxEvent.status == PENDING)
+            .order_by(InboxEvent.id)
+        ).scalars())
+
+
 def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
                   enrich: Callable[[Event], Event] | None = None) -> Processed:
     """Run one inbox event through the rules and apply the actions, exactly once.
@@ -100,6 +115,11 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
             before the transaction so no database lock is held during HTTP.
     """
     result = Processed(event_id)
+    # Events about one subject apply in the order they arrived, whichever worker runs them.
+    earlier_notes: list[int] = []
+    for earlier_id in _earlier_pending(ctx, event_id):
+        earlier_notes += process_event(ctx, rules, earlier_id, enrich=enrich).notes
+    result.notes = earlier_notes
     if enrich is not None:
         with ctx.sessions() as session:
             row = session.get(InboxEvent, event_id)
@@ -145,7 +165,7 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
         notes = track_new_notes(session)
         session.flush()
         # notes of an action whose savepoint rolled back are not persistent
-        result.notes = [n.id for n in notes if inspect(n).persistent and n.status == "pending"]
+        result.notes += [n.id for n in notes if inspect(n).persistent and n.status == "pending"]
         notes.clear()
     log.info("event_processed", event_id=event_id, kind=str(event.kind),
              matched=len(result.matched), errors=len(result.errors))

@@ -11,7 +11,7 @@ import dramatiq
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, Retries
 
 from hub.context import HubContext
 from hub.logging import bind_context
@@ -65,7 +65,9 @@ def make_broker(redis_url: str | None) -> dramatiq.Broker:
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
-    broker.add_middleware(ContextMiddleware())
+    # after_* hooks run in reverse order: placed before Retries, ours runs after it and
+    # sees ``message.failed`` once the last attempt has been given up.
+    broker.add_middleware(ContextMiddleware(), before=Retries)
     return broker
 
 

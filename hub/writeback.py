@@ -1,8 +1,9 @@
 """Delivering outbox notes to PSA tickets — at most one copy of each, however often it runs.
 
-Before each send the attempt is committed as *uncertain*; a later attempt after an
-uncertain one (a timeout, a 5xx, a crash between send and commit) first looks for
-the note's marker on the ticket and only posts when it is not there.
+Before each send the note is leased (status ``sending``) in its own commit. A later
+attempt after one that may have reached the PSA (a timeout, a 5xx, a crash between
+send and commit — the lease then expires) first looks for the note's marker on the
+ticket and only posts when it is not there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import select
 
-from connectors.base import ConnectorError, PermanentError, TicketWriter
+from connectors.base import ConnectorError, PermanentError, TicketWriter, TransientError
 from hub.context import HubContext
 from hub.events import SubjectRef
 from hub.sources import Sources
@@ -21,7 +22,8 @@ from hub.store.db import transaction
 from hub.store.models import OutboxNote, Run
 
 log = structlog.get_logger()
-PENDING, HELD, SENT, DEAD, MERGED = "pending", "held", "sent", "dead", "merged"
+PENDING, SENDING, HELD, SENT, DEAD, MERGED = (
+    "pending", "sending", "held", "sent", "dead", "merged")
 
 
 @dataclass(frozen=True)
@@ -43,56 +45,102 @@ def _writer(sources: Sources, name: str) -> TicketWriter:
     return src.connector
 
 
+LEASE = timedelta(seconds=60)
+
+
+class InFlight(TransientError):
+    """Another worker holds the lease on an earlier note of this ticket; try again soon."""
+
+
 def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
-    """Post one pending note (and its attachment) to its ticket; safe to call again.
+    """Post one note, after any earlier notes of the same ticket; safe to call again.
+
+    Notes reach a ticket in the order they were written (the completion record comes
+    last). Each send holds a short lease so two workers never send one note at once.
 
     Raises:
         TransientError: the PSA failed or timed out; retry later (marker check first).
         PermanentError: the note can never be delivered (unknown source, 4xx).
     """
+    with ctx.sessions() as session:
+        note = session.get(OutboxNote, note_id)
+        if note is None or note.status not in (PENDING, SENDING):
+            return Delivery(note_id, "skipped")
+        earlier = list(session.execute(
+            select(OutboxNote.id).where(OutboxNote.source == note.source,
+                                        OutboxNote.ticket_id == note.ticket_id,
+                                        OutboxNote.id < note_id,
+                                        OutboxNote.status.in_((PENDING, SENDING)))
+            .order_by(OutboxNote.id)
+        ).scalars())
+    for earlier_id in earlier:
+        _deliver_one(ctx, sources, earlier_id)
+    return _deliver_one(ctx, sources, note_id)
+
+
+def _claim(ctx: HubContext, note_id: int) -> OutboxNote | None:
+    """Take the lease on a note; None when it needs nothing (sent, dead …)."""
+    now = ctx.clock()
     with transaction(ctx.sessions) as session:
         note = session.execute(
             select(OutboxNote).where(OutboxNote.id == note_id).with_for_update()
         ).scalar_one_or_none()
-        if note is None or note.status != PENDING:
-            return Delivery(note_id, "skipped")
-        was_uncertain = note.uncertain
+        if note is None or note.status not in (PENDING, SENDING):
+            return None
+        if note.status == SENDING and note.next_attempt_at and note.next_attempt_at > now:
+            raise InFlight(f"note {note_id} is being sent by another worker")
+        # a previous attempt that may have reached the PSA makes this one uncertain
+        note.uncertain = note.uncertain or note.status == SENDING
+        note.status = SENDING
+        note.next_attempt_at = now + LEASE
         note.attempts += 1
-        note.uncertain = True
-        ticket = SubjectRef(type="ticket", id=note.ticket_id, source=note.source)
-        key, text, attachment, kind, source = (note.key, note.text, note.attachment,
-                                               note.kind, note.source)
-        remote_id = note.remote_id
-        run_id = note.run_id
+        session.flush()
+        session.expunge(note)
+        return note
+
+
+def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
+    note = _claim(ctx, note_id)
+    if note is None:
+        return Delivery(note_id, "skipped")
+    was_uncertain = note.uncertain
+    ticket = SubjectRef(type="ticket", id=note.ticket_id, source=note.source)
+    remote_id = note.remote_id
+    found = False
     try:
-        writer = _writer(sources, source)
+        writer = _writer(sources, note.source)
         if remote_id is None:
-            found = writer.find_note(ticket, key) if was_uncertain else None
-            if found is not None:
-                remote_id = found.id
+            ref = writer.find_note(ticket, note.key) if was_uncertain else None
+            if ref is not None:
+                remote_id, found = ref.id, True
                 log.info("note_found_after_uncertain_send", note_id=note_id, ticket=ticket.id)
             else:
-                remote_id = writer.post_note(ticket, text, key=key).id
+                remote_id = writer.post_note(ticket, note.text, key=note.key).id
             _record(ctx, note_id, remote_id=remote_id)
-        if attachment:
-            writer.attach(ticket, attachment["filename"], attachment["content"].encode(),
-                          title=attachment["title"], key=key)
-        if kind == "completed":
-            src = sources.get(source)
+        if note.attachment:
+            writer.attach(ticket, note.attachment["filename"],
+                          note.attachment["content"].encode(), title=note.attachment["title"],
+                          key=note.key)
+        if note.kind == "completed":
+            src = sources.get(note.source)
             status = src.spec.completed_status if src else None
             if status:
                 writer.set_status(ticket, status)
     except ConnectorError as exc:
+        uncertain = not isinstance(exc, TransientError) or exc.maybe_applied or \
+            remote_id is not None
         _record(ctx, note_id, error=f"{type(exc).__name__}: {exc}",
-                dead=isinstance(exc, PermanentError))
+                dead=isinstance(exc, PermanentError), uncertain=uncertain)
         raise
     _record(ctx, note_id, remote_id=remote_id, sent=True)
-    log.info("note_delivered", note_id=note_id, run_id=run_id, kind=kind, ticket=ticket.id)
-    return Delivery(note_id, "sent" if not was_uncertain else "found", remote_id)
+    log.info("note_delivered", note_id=note_id, run_id=note.run_id, kind=note.kind,
+             ticket=ticket.id)
+    return Delivery(note_id, "found" if found else "sent", remote_id)
 
 
 def _record(ctx: HubContext, note_id: int, *, remote_id: str | None = None,
-            sent: bool = False, error: str | None = None, dead: bool = False) -> None:
+            sent: bool = False, error: str | None = None, dead: bool = False,
+            uncertain: bool = True) -> None:
     with transaction(ctx.sessions) as session:
         note = session.get(OutboxNote, note_id)
         if note is None:
@@ -102,10 +150,11 @@ def _record(ctx: HubContext, note_id: int, *, remote_id: str | None = None,
         if sent:
             note.status, note.sent_at, note.last_error = SENT, ctx.clock(), None
         if error is not None:
+            # release the lease: the actor's retry (or the requeue job) tries again
+            note.status = DEAD if dead else PENDING
+            note.uncertain = note.uncertain or uncertain
             note.last_error = error[:500]
-            note.next_attempt_at = ctx.clock() + timedelta(seconds=30)
-        if dead:
-            note.status = DEAD
+            note.next_attempt_at = ctx.clock()
 
 
 def unfinished(ctx: HubContext, *, older_than: timedelta, limit: int = 1000) -> list[int]:
@@ -113,8 +162,9 @@ def unfinished(ctx: HubContext, *, older_than: timedelta, limit: int = 1000) -> 
     cutoff = ctx.clock() - older_than
     with ctx.sessions() as session:
         return list(session.execute(
-            select(OutboxNote.id).where(OutboxNote.status == PENDING,
-                                        OutboxNote.created_at < cutoff)
+            select(OutboxNote.id).where(
+                ((OutboxNote.status == PENDING) & (OutboxNote.created_at < cutoff))
+                | ((OutboxNote.status == SENDING) & (OutboxNote.next_attempt_at < ctx.clock())))
             .order_by(OutboxNote.id).limit(limit)
         ).scalars())
 

@@ -157,6 +157,7 @@ class InboxEvent(Base):
     __table_args__ = (
         UniqueConstraint("source", "dedupe_key", name="uq_inbox_dedupe"),
         Index("ix_inbox_status_received", "status", "received_at"),
+        Index("ix_inbox_subject", "source", "subject_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -49,6 +49,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inbox_events", schema=None) as batch_op:
         batch_op.create_index("ix_inbox_status_received", ["status", "received_at"], unique=False)
+        batch_op.create_index("ix_inbox_subject", ["source", "subject_id"], unique=False)
 
     op.create_table(
         "source_cursors",
@@ -139,6 +140,7 @@ def downgrade() -> None:
     op.drop_table("outbox_notes")
     op.drop_table("source_cursors")
     with op.batch_alter_table("inbox_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_subject")
         batch_op.drop_index("ix_inbox_status_received")
 
     op.drop_table("inbox_events")
