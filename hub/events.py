@@ -24,6 +24,13 @@ class EventKind(StrEnum):
     DEVICE_REMOVED = "device.removed"
 
 
+# Vendor names of the design's connectors (a mapping's `from:` may name any of these
+# before its connector is installed or configured).
+KNOWN_VENDORS: frozenset[str] = frozenset({
+    "connectwise", "autotask", "halopsa", "datto-rmm", "ninjaone", "ncentral", "webhook",
+})
+
+
 class ClientRef(BaseModel):
     """The vendor's company / site / organization an event belongs to."""
 

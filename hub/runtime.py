@@ -13,7 +13,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
 
+from connectors.base import load_registry
 from hub.context import HubContext
+from hub.events import KNOWN_VENDORS
 from hub.logging import bind_context
 from hub.mapping.reloader import RuleHolder
 from hub.notes import OutboxSink
@@ -101,7 +103,10 @@ class Runtime:
         if sources is None:
             sources = load_sources(settings.config_dir / "connectors.yaml",
                                    redis_client=redis_client)
-        names = {s.name for s in sources} | {s.vendor for s in sources}
+        # `from:` may name any registered vendor (installed or not yet configured) or
+        # a configured instance; anything else is a typo worth refusing
+        names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())
+        names |= KNOWN_VENDORS
         rules = RuleHolder.load(settings.mappings_dir, ctx.playbooks,
                                 sources=names or None)
         broker = broker or make_broker(settings.redis_url)

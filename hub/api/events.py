@@ -1,0 +1,112 @@
+"""Inbox events: what arrived, what the rules did with it, and replaying one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from hub.api.auth import Admin, Hub, Viewer
+from hub.errors import NotFound
+from hub.store.db import transaction
+from hub.store.models import InboxEvent
+
+router = APIRouter(tags=["events"])
+EventId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Inbox event id.")]
+
+
+class EventSummary(BaseModel):
+    """One inbox event."""
+
+    id: int
+    source: str
+    vendor: str
+    kind: str
+    dedupe_key: str
+    occurred_at: datetime
+    received_at: datetime
+    via: str
+    client: str | None
+    subject: str | None
+    status: str
+    attempts: int
+    matched: list[str]
+
+
+class EventDetail(EventSummary):
+    """An event with its normalized data and what processing did."""
+
+    data: dict[str, Any]
+    result: dict[str, Any] | None
+    last_error: str | None
+    processed_at: datetime | None
+
+
+def _summary(row: InboxEvent) -> dict[str, Any]:
+    return {
+        "id": row.id, "source": row.source, "vendor": row.vendor, "kind": row.kind,
+        "dedupe_key": row.dedupe_key, "occurred_at": row.occurred_at,
+        "received_at": row.received_at, "via": row.via, "client": row.client_key,
+        "subject": f"{row.subject_type}:{row.subject_id}" if row.subject_id else None,
+        "status": row.status, "attempts": row.attempts,
+        "matched": list((row.result or {}).get("matched", [])),
+    }
+
+
+@router.get("/api/events", response_model=list[EventSummary])
+def list_events(
+    ctx: Hub, _who: Viewer,
+    source: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
+    client: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Recent inbox events, newest first."""
+    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit).offset(offset)
+    if source:
+        stmt = stmt.where(InboxEvent.source == source)
+    if kind:
+        stmt = stmt.where(InboxEvent.kind == kind)
+    if status:
+        stmt = stmt.where(InboxEvent.status == status)
+    if client:
+        stmt = stmt.where(InboxEvent.client_key == client)
+    with ctx.sessions() as session:
+        return [_summary(r) for r in session.execute(stmt).scalars()]
+
+
+@router.get("/api/events/{event_id}", response_model=EventDetail)
+def get_event(event_id: EventId, ctx: Hub, _who: Viewer) -> dict[str, Any]:
+    """One event: its data, matched rules, actions taken and errors."""
+    with ctx.sessions() as session:
+        row = session.get(InboxEvent, event_id)
+        if row is None:
+            raise NotFound(f"event {event_id} does not exist")
+        return {**_summary(row), "data": row.data, "result": row.result,
+                "last_error": row.last_error, "processed_at": row.processed_at}
+
+
+@router.post("/api/events/{event_id}/replay", response_model=EventDetail, status_code=202)
+def replay_event(event_id: EventId, ctx: Hub, _who: Admin) -> dict[str, Any]:
+    """Run one stored event through the current rules again.
+
+    Effects stay idempotent: a ticket never launches the same playbook twice and a
+    finished step is not ticked again, so a replay only adds what is missing.
+    """
+    with transaction(ctx.sessions) as session:
+        row = session.get(InboxEvent, event_id)
+        if row is None:
+            raise NotFound(f"event {event_id} does not exist")
+        row.status = "pending"
+        row.last_error = None
+        detail = {**_summary(row), "data": row.data, "result": row.result,
+                  "last_error": None, "processed_at": row.processed_at}
+    from hub.actors import process_inbox_item
+
+    process_inbox_item.send(event_id)
+    return detail

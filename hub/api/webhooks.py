@@ -1,0 +1,78 @@
+"""Webhook endpoints: ``POST /webhooks/{source}`` (optionally with a secret path segment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from hub.api.errors import error_response
+from hub.runtime import Runtime
+from hub.webhooks import WebhookError, receive
+
+router = APIRouter(tags=["webhooks"])
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the serving process started (sources, broker)."""
+    rt: Runtime | None = getattr(request.app.state, "runtime", None)
+    if rt is None:
+        raise WebhookError(503, "this process does not receive webhooks (no runtime)")
+    return rt
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise WebhookError(413, f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookError(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _handle(request: Request, source: str, secret: str | None) -> JSONResponse:
+    try:
+        rt = runtime_of(request)
+        limit = rt.ctx.settings.webhook_max_body
+        body = await _read_limited(request, limit)
+        got = await run_in_threadpool(
+            receive, rt.ctx, rt.sources, source, headers=dict(request.headers), body=body,
+            query=dict(request.query_params), path_secret=secret, max_body=limit)
+    except WebhookError as exc:
+        code = {400: "malformed", 401: "unauthorized", 404: "unknown_source",
+                413: "too_large"}.get(exc.status, "rejected")
+        return error_response(exc.status, code, exc.message)
+    from hub.actors import process_inbox_item
+
+    for event_id in got.new_ids:
+        process_inbox_item.send(event_id)
+    body_out: dict[str, Any] = {"accepted": len(got.new_ids), "duplicates": got.duplicates,
+                                "event_ids": got.new_ids}
+    if got.ignored:
+        body_out["ignored"] = True
+    return JSONResponse(body_out, status_code=got.status)
+
+
+@router.post("/webhooks/{source}", status_code=202,
+             summary="Receive a webhook from a configured source",
+             responses={200: {"description": "Already received (redelivery) or ignored"},
+                        400: {"description": "Malformed body"},
+                        401: {"description": "Failed verification"},
+                        404: {"description": "Unknown source"},
+                        413: {"description": "Body too large"}})
+async def webhook(source: str, request: Request) -> JSONResponse:
+    """Verify, store and queue a vendor webhook; 202 when new, 200 for a redelivery."""
+    return await _handle(request, source, None)
+
+
+@router.post("/webhooks/{source}/{secret}", status_code=202, include_in_schema=False)
+async def webhook_with_secret(source: str, secret: str, request: Request) -> JSONResponse:
+    """The same, with the per-instance secret in the path (ConnectWise callbacks)."""
+    return await _handle(request, source, secret)

@@ -1,0 +1,1 @@
+"""Tests of the mapping layer (hub.mapping) and the shipped mappings/."""
