@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from hub.checklists.loader import check_files
 from hub.checklists.schema import playbook_json_schema
 from hub.cli.app import app, context, err, fail, hub_errors, out, settings
+from hub.context import HubContext
 from hub.store import audit
 from hub.store.db import transaction
 from hub.store.models import ApiToken
@@ -32,18 +33,42 @@ def serve(
     host: str = typer.Option(None, help="Bind address (default: MSPHUB_HOST)."),
     port: int = typer.Option(None, help="Port (default: MSPHUB_PORT)."),
 ) -> None:
-    """Run the API, webhooks and dashboard (migrates the database first)."""
+    """Run the API, webhooks and dashboard (migrates the database first).
+
+    Without MSPHUB_REDIS_URL the workers and the scheduler run inside this process.
+    """
     import uvicorn
 
     from hub.api.app import create_app
+    from hub.embedded import EmbeddedWorkers
+    from hub.runtime import Runtime
+    from hub.store.migrate import upgrade
 
-    ctx = context(migrate=True)
+    s = settings()
+    with hub_errors():
+        rt = Runtime.start(s)
+    upgrade(rt.ctx.engine)
+    bootstrap_admin_token(rt.ctx)
+    app_ = create_app(rt.ctx)
+    app_.state.runtime = rt
+    embedded = None if s.redis_url else EmbeddedWorkers(rt, threads=s.worker_threads)
+    if embedded:
+        embedded.start()
+    try:
+        uvicorn.run(app_, host=host or s.host, port=port or s.port, log_config=None,
+                    access_log=False)
+    finally:
+        if embedded:
+            embedded.stop()
+        rt.stop()
+
+
+def bootstrap_admin_token(ctx: HubContext) -> None:
+    """On a fresh database, create the first admin token and print it once."""
     with transaction(ctx.sessions) as session:
         if session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 0:
             token = create_token(session, name="admin", role=Role.ADMIN, now=ctx.clock())
             out.print(f"Created the first admin API token (shown once): [bold]{token}[/]")
-    uvicorn.run(create_app(ctx), host=host or ctx.settings.host,
-                port=port or ctx.settings.port, log_config=None)
 
 
 @db_app.command("upgrade")
