@@ -22,6 +22,7 @@ from hub.checklists.loader import PlaybookLibrary, digest
 from hub.checklists.schema import Playbook, Step, coerce_inputs
 from hub.errors import NotAllowed, NotFound
 from hub.store import audit
+from hub.store.db import insert_ignore
 from hub.store.models import AuditEntry, Client, PendingEvidence, PlaybookVersion, Run, RunStep
 from hub.team import Team
 
@@ -130,12 +131,14 @@ class RunService:
             stmt = stmt.where(Run.status == flt.status)
         open_states = (StepStatus.OPEN.value, StepStatus.LOCKED.value)
         if flt.assignee:
-            stmt = stmt.where(Run.id.in_(
+            stmt = stmt.where(Run.status == RunStatus.ACTIVE.value, Run.id.in_(
                 select(RunStep.run_id).where(RunStep.assignee == flt.assignee,
                                              RunStep.status.in_(open_states))))
         if flt.overdue is not None:
-            late = select(RunStep.run_id).where(RunStep.status.in_(open_states),
-                                                RunStep.due_at < self.clock())
+            # only active runs can be late; a cancelled run's open steps are not
+            late = (select(RunStep.run_id).join(Run, Run.id == RunStep.run_id)
+                    .where(Run.status == RunStatus.ACTIVE.value,
+                           RunStep.status.in_(open_states), RunStep.due_at < self.clock()))
             stmt = stmt.where(Run.id.in_(late) if flt.overdue else Run.id.not_in(late))
             if flt.overdue:
                 stmt = stmt.where(Run.status == RunStatus.ACTIVE.value)
@@ -342,25 +345,25 @@ class RunService:
     def _client(self, session: Session, key: str, name: str | None, now: datetime) -> Client:
         row = session.execute(select(Client).where(Client.key == key)).scalar_one_or_none()
         if row is None:
-            row = Client(key=key, name=name, created_at=now)
-            session.add(row)
-            session.flush()
-        elif name and row.name != name:
+            # concurrent first launches for a new client: insert-or-ignore, then read
+            insert_ignore(session, Client, {"key": key, "name": name, "created_at": now},
+                          ["key"])
+            row = session.execute(select(Client).where(Client.key == key)).scalar_one()
+        if name and row.name != name:
             row.name = name
         return row
 
     def _version(self, session: Session, playbook: Playbook, now: datetime) -> PlaybookVersion:
         sha = digest(playbook)
-        row = session.execute(
-            select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
-                                          PlaybookVersion.digest == sha)
-        ).scalar_one_or_none()
+        stmt = select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
+                                             PlaybookVersion.digest == sha)
+        row = session.execute(stmt).scalar_one_or_none()
         if row is None:
-            row = PlaybookVersion(playbook_id=playbook.id, version=playbook.version, digest=sha,
-                                  title=playbook.title,
-                                  definition=playbook.model_dump(mode="json"), created_at=now)
-            session.add(row)
-            session.flush()
+            insert_ignore(session, PlaybookVersion, {
+                "playbook_id": playbook.id, "version": playbook.version, "digest": sha,
+                "title": playbook.title, "definition": playbook.model_dump(mode="json"),
+                "created_at": now}, ["playbook_id", "digest"])
+            row = session.execute(stmt).scalar_one()
         return row
 
     def _save(self, session: Session, row: Run, outcome: Outcome, event_id: int | None) -> None:

@@ -101,7 +101,9 @@ class RunState:
         raise NotFound(f"run {self.id} has no step '{step_id}'")
 
     def overdue(self, now: datetime) -> list[StepState]:
-        """Steps past their due time."""
+        """Steps past their due time (only an active run has any)."""
+        if self.status is not RunStatus.ACTIVE:
+            return []
         return [s for s in self.steps if s.is_overdue(now)]
 
     def progress(self) -> tuple[int, int]:
@@ -339,6 +341,8 @@ def comment(run: RunState, *, by: str, text: str, now: datetime) -> Outcome:
 def reassign(run: RunState, step_id: str, *, assignee: str | None, by: str,
              now: datetime) -> Outcome:
     """Give a step to another technician (or nobody)."""
+    if run.status is not RunStatus.ACTIVE:
+        raise NotAllowed(f"run {run.id} is {run.status}; its steps can no longer change")
     step = run.step(step_id)
     if step.finished:
         raise NotAllowed(f"step '{step_id}' is already {step.status}")
@@ -389,7 +393,9 @@ def _maybe_complete(outcome: Outcome, playbook: Playbook, now: datetime) -> Outc
         return outcome
     done, total = run.progress()
     completed = replace(run, status=RunStatus.COMPLETED, completed_at=now)
-    fact = Fact("completed", "system", now, data={"steps_finished": done, "steps": total})
+    # the actor whose transition finished the last step completed the run
+    actor = outcome.facts[-1].actor if outcome.facts else run.launched_by
+    fact = Fact("completed", actor, now, data={"steps_finished": done, "steps": total})
     return Outcome(completed, (*outcome.facts, fact),
                    (*outcome.notes, NoteIntent("completed")))
 

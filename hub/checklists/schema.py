@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -129,12 +129,13 @@ class Playbook(BaseModel):
     @model_validator(mode="after")
     def _graph(self) -> Playbook:
         ids = [s.id for s in self.steps]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate step ids: {', '.join(dupes)}")
+        for index, sid in enumerate(ids):
+            if sid in ids[:index]:
+                raise ValueError(f"steps.{index}.id: duplicate step id '{sid}'")
         input_ids = [i.id for i in self.inputs]
-        if len(set(input_ids)) != len(input_ids):
-            raise ValueError("duplicate input ids")
+        for index, iid in enumerate(input_ids):
+            if iid in input_ids[:index]:
+                raise ValueError(f"inputs.{index}.id: duplicate input id '{iid}'")
         known = set(ids)
         for index, step in enumerate(self.steps):
             for dep in step.after:
@@ -156,7 +157,8 @@ class Playbook(BaseModel):
                         )
         cycle = _find_cycle({s.id: s.after for s in self.steps})
         if cycle:
-            raise ValueError(f"steps wait for each other in a cycle: {' -> '.join(cycle)}")
+            raise ValueError(f"steps.{ids.index(cycle[0])}.after: steps wait for each other "
+                             f"in a cycle: {' -> '.join(cycle)}")
         return self
 
     def step(self, step_id: str) -> Step:
@@ -245,11 +247,19 @@ def _coerce(spec: PlaybookInput, value: Any) -> Any:
             return False
         raise ValueError(f"input '{name}' must be true or false")
     if spec.type is InputType.INTEGER:
-        try:
+        if isinstance(value, bool):
+            raise ValueError(f"input '{name}' must be a whole number")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"input '{name}' must be a whole number")
             return int(value)
+        try:
+            return int(str(value).strip())
         except (TypeError, ValueError):
             raise ValueError(f"input '{name}' must be a whole number") from None
     if spec.type is InputType.DATE:
+        if isinstance(value, datetime):
+            raise ValueError(f"input '{name}' must be a date (YYYY-MM-DD), not a date and time")
         if isinstance(value, date):
             return value.isoformat()
         try:

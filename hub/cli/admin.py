@@ -156,7 +156,7 @@ def tokens_list() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 naming the first altered, inserted or removed entry."""
-    ctx = context()
+    ctx = context(migrate=True)
     with ctx.sessions() as session:
         result = audit.verify(session)
     if not result.ok:

@@ -6,13 +6,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.checklists.engine import Fact
+from hub.store.db import insert_ignore
 from hub.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
@@ -26,7 +27,7 @@ def entry_hash(
     body = json.dumps(
         {
             "seq": seq,
-            "at": at.isoformat(timespec="microseconds"),
+            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": actor,
             "action": action,
             "run_id": run_id,
@@ -51,12 +52,12 @@ def append(
     The head row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite write
     transactions are already exclusive), so concurrent writers extend one chain.
     """
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
+    head_stmt = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.execute(head_stmt).scalar_one_or_none()
     if head is None:
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
+        # the first writer creates the head; concurrent first writers must not collide
+        insert_ignore(session, AuditHead, {"id": 1, "last_id": 0, "last_hash": GENESIS}, ["id"])
+        head = session.execute(head_stmt).scalar_one()
     rows: list[AuditEntry] = []
     seq, prev = head.last_id, head.last_hash
     for fact in facts:
@@ -89,11 +90,12 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
     """Walk the whole chain and report the first entry altered, inserted or removed."""
     expected_seq, prev = 0, GENESIS
     checked = 0
-    last_id = 0
+    last_id: int | None = None  # no lower bound: a forged id <= 0 is checked too
     while True:
-        rows = session.execute(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).scalars().all()
+        stmt = select(AuditEntry).order_by(AuditEntry.id).limit(batch)
+        if last_id is not None:
+            stmt = stmt.where(AuditEntry.id > last_id)
+        rows = session.execute(stmt).scalars().all()
         if not rows:
             break
         for row in rows:
@@ -115,6 +117,10 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
         last_id = rows[-1].id
         session.expunge_all()
     head = session.get(AuditHead, 1)
+    if head is not None and expected_seq > head.last_id:
+        return VerifyResult(False, checked, head.last_id + 1,
+                            f"inserted after the recorded end of the chain (entry "
+                            f"{head.last_id}), or the chain head was rolled back")
     if head is not None and (head.last_id != expected_seq or head.last_hash != prev):
         return VerifyResult(False, checked, head.last_id,
                             f"the chain ends at entry {expected_seq} but entry {head.last_id} "

@@ -58,3 +58,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_ignore(session: Session, model: Any, values: dict[str, Any],
+                  conflict: list[str]) -> None:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(
+        index_elements=conflict))

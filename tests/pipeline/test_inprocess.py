@@ -194,8 +194,8 @@ def alert(alert_id: str, category: str = "backup") -> dict[str, Any]:
 def test_evidence_for_a_locked_step_ticks_it_when_it_opens(runtime: Runtime, psa: FakePSA,
                                                             clock: Clock) -> None:
     """A backup alert for a still-locked step is kept and ticks it once its blockers finish."""
-    from hub.inbox import add_events
     from hub.events import Event
+    from hub.inbox import add_events
     from hub.pipeline import process_event
 
     ctx = runtime.ctx
