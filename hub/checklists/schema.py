@@ -232,6 +232,8 @@ def coerce_inputs(playbook: Playbook, given: dict[str, Any]) -> dict[str, Any]:
 
 def _coerce(spec: PlaybookInput, value: Any) -> Any:
     name = spec.id
+    if isinstance(value, dict | list):
+        raise ValueError(f"input '{name}' must be a single value, not a list or object")
     if spec.type in (InputType.STRING, InputType.TEXT):
         return str(value)
     if spec.type is InputType.EMAIL:

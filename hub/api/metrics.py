@@ -1,0 +1,94 @@
+"""Prometheus metrics of one API app: its own registry, so apps (and tests) never share counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.checklists.engine import RunStatus, StepStatus
+from hub.context import HubContext
+from hub.store.models import Run, RunStep
+
+log = structlog.get_logger("hub.api")
+
+UNMATCHED_ROUTE = "<unmatched>"  # one label for every unknown path, so scanners can't add series
+
+
+def count_overdue_steps(ctx: HubContext) -> int:
+    """Unfinished steps of active runs past their due time (one indexed COUNT)."""
+    waiting = (StepStatus.OPEN.value, StepStatus.LOCKED.value)
+    stmt = (select(func.count()).select_from(RunStep).join(Run, Run.id == RunStep.run_id)
+            .where(Run.status == RunStatus.ACTIVE.value, RunStep.status.in_(waiting),
+                   RunStep.due_at < ctx.clock()))
+    with ctx.sessions() as session:
+        return int(session.execute(stmt).scalar_one())
+
+
+class RunGauges(Collector):
+    """Active runs and overdue steps, computed from the database at scrape time."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+
+    def describe(self) -> list[Metric]:
+        """The metric names, without values: registering must not query the database."""
+        return [GaugeMetricFamily("msphub_runs_active", "Runs in progress."),
+                GaugeMetricFamily("msphub_steps_overdue",
+                                  "Unfinished steps of active runs past their due time."),
+                GaugeMetricFamily("msphub_database_up", "1 when the last scrape reached the DB.")]
+
+    def collect(self) -> Iterator[Metric]:
+        """Query the database now; on failure report ``msphub_database_up 0`` only."""
+        up = GaugeMetricFamily("msphub_database_up", "1 when the last scrape reached the DB.")
+        try:
+            with self._ctx.sessions() as session:
+                active = self._ctx.runs.count_active(session)
+            overdue = count_overdue_steps(self._ctx)
+        except SQLAlchemyError as exc:
+            log.warning("metrics_database_unavailable", error=type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("msphub_runs_active", "Runs in progress.", value=active)
+        yield GaugeMetricFamily("msphub_steps_overdue",
+                                "Unfinished steps of active runs past their due time.",
+                                value=overdue)
+
+
+class ApiMetrics:
+    """The counters and histograms the API updates, and the registry that exposes them."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("msphub_http_requests", "HTTP requests handled.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.duration = Histogram("msphub_http_request_duration_seconds",
+                                  "Time to handle an HTTP request.", ["method", "route"],
+                                  registry=self.registry)
+        self.runs_launched = Counter("msphub_runs_launched",
+                                     "Runs launched through this API process.", ["playbook"],
+                                     registry=self.registry)
+        self.runs_completed = Counter("msphub_runs_completed",
+                                      "Runs completed through this API process.", ["playbook"],
+                                      registry=self.registry)
+        self.runs_cancelled = Counter("msphub_runs_cancelled",
+                                      "Runs cancelled through this API process.", ["playbook"],
+                                      registry=self.registry)
+        self.registry.register(RunGauges(ctx))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request under its route template."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)
