@@ -1,0 +1,10 @@
+"""Generic signed-webhook connector (vendor ``webhook``)."""
+
+from connectors.webhook.connector import (
+    WebhookConfig,
+    WebhookConnector,
+    signature,
+    signed_headers,
+)
+
+__all__ = ["WebhookConfig", "WebhookConnector", "signature", "signed_headers"]
