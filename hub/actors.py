@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq import broker as _broker
 from dramatiq.brokers.stub import StubBroker
 
-from connectors.base import Enricher, PermanentError, RateLimited
+from connectors.base import Enricher, PermanentError, RateLimited, is_thin
 from hub import writeback
 from hub.errors import MappingError
 from hub.events import Event
@@ -31,21 +31,18 @@ def process_inbox_item(event_id: int) -> None:
     """Apply the mapping rules to one inbox event, then dispatch its notes."""
     rt = Runtime.current()
 
-    def enrich(event: Event) -> Event:
+    def enrich(event: Event) -> list[Event]:
         src = rt.sources.get(event.source)
-        if src is None or not isinstance(src.connector, Enricher):
-            return event
-        from connectors.base import is_thin
-
-        if not is_thin(event):
-            return event
-        full = src.connector.enrich(event)
-        return full[0] if full else event
+        if src is None or not isinstance(src.connector, Enricher) or not is_thin(event):
+            return [event]
+        return src.connector.enrich(event)
 
     try:
         result = process_event(rt.ctx, rt.live_rules(), event_id, enrich=enrich)
     except RateLimited as exc:
         raise dramatiq.Retry(delay=int((exc.retry_after or 30) * 1000)) from exc
+    for extra_id in result.extra_events:
+        process_inbox_item.send(extra_id)
     for note_id in result.notes:
         deliver_outbox_item.send(note_id)
 

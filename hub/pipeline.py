@@ -20,7 +20,7 @@ from hub.checklists.engine import TicketRef
 from hub.context import HubContext
 from hub.errors import HubError
 from hub.events import Event
-from hub.inbox import DONE, PENDING, to_event
+from hub.inbox import DONE, PENDING, add_events, to_event
 from hub.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
 from hub.mapping.engine import RuleSet, explain
 from hub.notes import track_new_notes
@@ -42,6 +42,7 @@ class Processed:
     errors: list[dict[str, str]] = field(default_factory=list)
     near_misses: list[dict[str, str]] = field(default_factory=list)
     notes: list[int] = field(default_factory=list)
+    extra_events: list[int] = field(default_factory=list)
 
     def as_result(self) -> dict[str, Any]:
         return {"matched": self.matched, "actions": self.actions, "errors": self.errors,
@@ -107,7 +108,7 @@ def _earlier_pending(ctx: HubContext, event_id: int) -> list[int]:
 
 
 def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
-                  enrich: Callable[[Event], Event] | None = None) -> Processed:
+                  enrich: Callable[[Event], list[Event]] | None = None) -> Processed:
     """Run one inbox event through the rules and apply the actions, exactly once.
 
     Args:
@@ -127,14 +128,26 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
                 result.skipped = True
                 return result
             event = to_event(row)
-        full = enrich(event)
-        if full is not event:
+        enriched = enrich(event)
+        if enriched != [event]:
             with transaction(ctx.sessions) as session:
                 row = session.get(InboxEvent, event_id)
-                if row is not None:
+                if row is not None and row.status == PENDING:
+                    if not enriched:
+                        # deleted since, filtered out, or our own echo: nothing to do
+                        row.status, row.processed_at = DONE, ctx.clock()
+                        row.result = {"matched": [], "actions": [], "errors": [],
+                                      "near_misses": [], "ignored": "nothing after enrichment"}
+                        result.skipped = True
+                        return result
+                    full = enriched[0]
+                    row.kind = str(full.kind)
                     row.data, row.raw = dict(full.data), dict(full.raw)
                     if full.client:
                         row.client_key, row.client_name = full.client.id, full.client.name
+                    # more facts in one callback (created + closed): store them too
+                    result.extra_events = add_events(session, enriched[1:], via="enrich",
+                                                     now=ctx.clock())
     with transaction(ctx.sessions) as session:
         row = session.execute(
             select(InboxEvent).where(InboxEvent.id == event_id).with_for_update()

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from connectors.base import MalformedPayload, WebhookReceiver, WebhookRejected, WebhookRequest
+from connectors.base import (
+    ConnectorError,
+    MalformedPayload,
+    TransientError,
+    WebhookReceiver,
+    WebhookRejected,
+    WebhookRequest,
+)
 from hub.context import HubContext
 from hub.inbox import add_events
 from hub.sources import Sources
@@ -63,6 +70,13 @@ def receive(ctx: HubContext, sources: Sources, source: str, *, headers: Mapping[
     except WebhookRejected as exc:
         log.warning("webhook_rejected", source=source, reason=str(exc))
         raise WebhookError(exc.status or 401, f"rejected: {exc}") from exc
+    except TransientError as exc:
+        # e.g. the vendor's signing-key endpoint is down: the sender should retry
+        log.warning("webhook_verification_unavailable", source=source, reason=str(exc))
+        raise WebhookError(503, f"cannot verify now, retry later: {exc}") from exc
+    except ConnectorError as exc:
+        log.warning("webhook_verification_failed", source=source, reason=str(exc))
+        raise WebhookError(401, f"rejected: {exc}") from exc
     if not events:
         return Received(ignored=True)
     with transaction(ctx.sessions) as session:

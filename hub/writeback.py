@@ -123,7 +123,9 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
                           key=note.key)
         if note.kind == "completed":
             src = sources.get(note.source)
-            status = src.spec.completed_status if src else None
+            # the source's setting, else the connector's own (e.g. ConnectWise config)
+            status = (src.spec.completed_status or getattr(
+                getattr(src.connector, "config", None), "completed_status", None)) if src else None
             if status:
                 writer.set_status(ticket, status)
     except ConnectorError as exc:
