@@ -43,8 +43,7 @@ def process_inbox_item(event_id: int) -> None:
         raise dramatiq.Retry(delay=int((exc.retry_after or 30) * 1000)) from exc
     for extra_id in result.extra_events:
         process_inbox_item.send(extra_id)
-    for note_id in result.notes:
-        deliver_outbox_item.send(note_id)
+    # result.notes were dispatched by the context's after-commit hook
 
 
 @dramatiq.actor(queue_name="outbox", max_retries=20, min_backoff=1000, max_backoff=600_000,

@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.calendars import Calendar, load_calendars
 from hub.checklists.loader import PlaybookLibrary, load_library, playbook_files
 from hub.errors import ConfigError
+from hub.notes import NEW_NOTES
 from hub.runs import NoteSink, RunService, _no_notes
 from hub.settings import Settings
 from hub.store.db import make_engine, make_sessionmaker
@@ -81,6 +83,8 @@ class HubContext:
     calendars: dict[str, Calendar]
     runs: RunService
     clock: Callable[[], datetime] = utcnow
+    # set by the runtime: sends delivery messages for notes a commit wrote
+    dispatch_notes: Callable[[list[int]], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
@@ -96,5 +100,18 @@ class HubContext:
         playbooks = PlaybookSource(settings.playbooks_dir)
         runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
                           notes=notes)
-        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                   playbooks=playbooks, team=team, calendars=calendars, runs=runs, clock=clock)
+        ctx = cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+                  playbooks=playbooks, team=team, calendars=calendars, runs=runs, clock=clock)
+        event.listen(ctx.sessions, "after_commit", ctx._dispatch_new_notes)
+        return ctx
+
+    def _dispatch_new_notes(self, session: Session) -> None:
+        """After a commit, hand the outbox notes it wrote to the delivery queue."""
+        if session.in_nested_transaction():
+            return  # SQLAlchemy also calls after_commit when a savepoint is released
+        notes = session.info.pop(NEW_NOTES, None)
+        if not notes or self.dispatch_notes is None:
+            return
+        ids = [n.id for n in notes if inspect(n).persistent and n.status == "pending"]
+        if ids:
+            self.dispatch_notes(ids)

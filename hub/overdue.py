@@ -38,10 +38,8 @@ def find_overdue_steps(ctx: HubContext, *, limit: int = 500) -> list[int]:
             outcome = Outcome(to_state(run), (fact,), (NoteIntent("overdue", step.step_id),))
             ctx.runs.notify(session, run, outcome, entries)
             found.append((run.id, step.step_id))
-        notes = track_new_notes(session)
         session.flush()
-        note_ids = [n.id for n in notes]
-        notes.clear()
+        note_ids = [n.id for n in track_new_notes(session)]  # dispatched after commit
     if found:
         log.info("steps_overdue", count=len(found))
     return note_ids

@@ -43,16 +43,12 @@ def requeue_unfinished(rt: Runtime, *, events_older_than: timedelta = STALE_EVEN
 
 def run(rt: Runtime, job: str) -> None:
     """Run one periodic job by name."""
-    from hub.actors import deliver_outbox_item
-
     if job == "requeue":
         requeue_unfinished(rt)
     elif job == "overdue":
-        for note_id in find_overdue_steps(rt.ctx):
-            deliver_outbox_item.send(note_id)
+        find_overdue_steps(rt.ctx)  # its notes are dispatched when it commits
     elif job == "digests":
-        for note_id in writeback.flush_digests(rt.ctx):
-            deliver_outbox_item.send(note_id)
+        writeback.flush_digests(rt.ctx)
     else:
         log.warning("unknown_periodic_job", job=job)
 

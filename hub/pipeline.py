@@ -175,11 +175,11 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
         row.attempts += 1
         row.processed_at = ctx.clock()
         row.result = result.as_result()
-        notes = track_new_notes(session)
         session.flush()
-        # notes of an action whose savepoint rolled back are not persistent
-        result.notes += [n.id for n in notes if inspect(n).persistent and n.status == "pending"]
-        notes.clear()
+        # notes of an action whose savepoint rolled back are not persistent; the context's
+        # after-commit hook dispatches the others for delivery
+        result.notes += [n.id for n in track_new_notes(session)
+                         if inspect(n).persistent and n.status == "pending"]
     log.info("event_processed", event_id=event_id, kind=str(event.kind),
              matched=len(result.matched), errors=len(result.errors))
     return result

@@ -114,6 +114,12 @@ class Runtime:
 
         actors.bind(broker)
         rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker)
+
+        def dispatch(note_ids: list[int]) -> None:
+            for note_id in note_ids:
+                actors.deliver_outbox_item.send(note_id)
+
+        ctx.dispatch_notes = dispatch
         Runtime._current = rt
         return rt
 

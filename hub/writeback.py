@@ -17,6 +17,7 @@ from sqlalchemy import select
 from connectors.base import ConnectorError, PermanentError, TicketWriter, TransientError
 from hub.context import HubContext
 from hub.events import SubjectRef
+from hub.notes import track_new_notes
 from hub.sources import Sources
 from hub.store.db import transaction
 from hub.store.models import OutboxNote, Run
@@ -194,6 +195,7 @@ def flush_digests(ctx: HubContext) -> list[int]:
                                 uncertain=False, created_at=ctx.clock(),
                                 next_attempt_at=ctx.clock())
             session.add(digest)
+            track_new_notes(session).append(digest)  # dispatched after commit
             for n in notes:
                 n.status = MERGED
             session.flush()

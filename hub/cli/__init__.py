@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.cli import admin, mappings, runs, worker  # noqa: F401  (registers commands)
+from hub.cli import admin, demo, mappings, runs, worker  # noqa: F401  (registers commands)
 from hub.cli.app import app
 
 

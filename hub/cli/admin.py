@@ -63,6 +63,12 @@ def serve(
         rt.stop()
 
 
+def create_demo_token(ctx: HubContext) -> str:
+    """An admin token for the demo database (which is fresh on every start)."""
+    with transaction(ctx.sessions) as session:
+        return create_token(session, name="demo-admin", role=Role.ADMIN, now=ctx.clock())
+
+
 def bootstrap_admin_token(ctx: HubContext) -> None:
     """On a fresh database, create the first admin token and print it once."""
     with transaction(ctx.sessions) as session:
