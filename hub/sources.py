@@ -88,6 +88,7 @@ class Source:
     name: str
     spec: SourceSpec
     connector: Connector
+    budget: RequestBudget | None = None
 
     @property
     def vendor(self) -> str:
@@ -98,6 +99,11 @@ class Source:
         if self.spec.poll.interval:
             return parse_interval(self.spec.poll.interval)
         return self.connector.manifest.default_poll_interval
+
+    def remaining_budget(self) -> int | None:
+        """Requests left in the current window of this instance's shared budget."""
+        budget = self.budget or getattr(self.connector, "budget", None)
+        return budget.remaining() if budget is not None else None
 
     def streams(self) -> list[str]:
         """Streams to poll."""
@@ -165,6 +171,7 @@ def load_sources(
                                         budget=budget)
         except InvalidConfig as exc:
             key, msg = exc.problems[0] if exc.problems else ("", str(exc))
-            raise doc.error(msg, (*loc, "config", *key.split("."))) from exc
-        out[str(name)] = Source(str(name), spec, connector)
+            where = (*loc, "config", *key.split("."))
+            raise doc.error(msg.removeprefix("Value error, "), where) from exc
+        out[str(name)] = Source(str(name), spec, connector, budget)
     return Sources(out)

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from hub import __version__
 from hub.api import dashboard, events, ops, playbooks, runs, webhooks
 from hub.api.errors import install_error_handlers
-from hub.api.metrics import ApiMetrics
+from hub.api.metrics import ApiMetrics, SourceGauges
 from hub.api.middleware import RequestContextMiddleware
 from hub.context import HubContext
 
@@ -48,6 +48,7 @@ def create_app(ctx: HubContext) -> FastAPI:
                   openapi_tags=TAGS, docs_url="/docs", redoc_url=None)
     app.state.ctx = ctx
     metrics = ApiMetrics(ctx)
+    metrics.registry.register(SourceGauges(lambda: getattr(app.state, "runtime", None)))
     app.state.metrics = metrics
     install_error_handlers(app)
     # Webhook bodies (if mounted here) may be as large as the settings allow; API bodies

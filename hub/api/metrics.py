@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -61,6 +62,33 @@ class RunGauges(Collector):
         yield GaugeMetricFamily("msphub_steps_overdue",
                                 "Unfinished steps of active runs past their due time.",
                                 value=overdue)
+
+
+class SourceGauges(Collector):
+    """Remaining request budget per connector instance (shared by every worker)."""
+
+    def __init__(self, runtime: Callable[[], Any]) -> None:
+        self._runtime = runtime
+
+    def describe(self) -> list[Metric]:
+        """Names only: registering must not call Redis."""
+        return [GaugeMetricFamily("msphub_connector_budget_remaining",
+                                  "Requests left in the current window.", labels=["source"])]
+
+    def collect(self) -> Iterator[Metric]:
+        """Read each source's budget now (a Redis call in Redis mode)."""
+        family = GaugeMetricFamily("msphub_connector_budget_remaining",
+                                   "Requests left in the current window.", labels=["source"])
+        rt = self._runtime()
+        for src in (rt.sources if rt is not None else []):
+            try:
+                remaining = src.remaining_budget()
+            except Exception:  # a metrics scrape must not fail because Redis hiccupped
+                log.warning("metrics_budget_unavailable", source=src.name)
+                continue
+            if remaining is not None:
+                family.add_metric([src.name], remaining)
+        yield family
 
 
 class ApiMetrics:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from hub.cli import admin, demo, mappings, runs, worker  # noqa: F401  (registers commands)
+from hub.cli import (  # noqa: F401  (registers commands)
+    admin,
+    connectors,
+    demo,
+    mappings,
+    runs,
+    worker,
+)
 from hub.cli.app import app
 
 

@@ -1,0 +1,5 @@
+"""``python -m hub.cli`` runs the msphub command line."""
+
+from hub.cli import main
+
+main()

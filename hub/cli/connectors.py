@@ -1,0 +1,108 @@
+"""``msphub connectors``: what is installed and configured, budgets, callback registration."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from connectors.base import ConnectorError, WebhookRegistrar, load_registry
+from hub.cli.app import app, context, fail, hub_errors, out, settings
+from hub.sources import Sources, load_sources
+from hub.store.models import InboxEvent, SourceCursor
+
+connectors_app = typer.Typer(help="PSA/RMM connectors and their instances.",
+                             no_args_is_help=True)
+app.add_typer(connectors_app, name="connectors")
+
+
+def _sources() -> Sources:
+    s = settings()
+    redis_client = None
+    if s.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(s.redis_url)
+    with hub_errors():
+        return load_sources(s.config_dir / "connectors.yaml", redis_client=redis_client)
+
+
+@connectors_app.command("list")
+def connectors_list() -> None:
+    """Installed connector plugins and configured instances (no vendor is called)."""
+    table = Table("vendor", "name", "kind", "capabilities", "streams")
+    for vendor, cls in sorted(load_registry().items()):
+        m = cls.manifest
+        table.add_row(vendor, m.display_name, m.kind,
+                      ", ".join(sorted(str(c) for c in m.capabilities)),
+                      ", ".join(m.streams) or "-")
+    out.print(table)
+    sources = _sources()
+    inst = Table("instance", "vendor", "poll every", "streams")
+    for src in sources:
+        inst.add_row(src.name, src.vendor,
+                     str(src.poll_interval()) if src.spec.poll.enabled else "off",
+                     ", ".join(src.streams()) or "-")
+    out.print(inst if sources.items else "no instances configured in config/connectors.yaml")
+
+
+@connectors_app.command("status")
+def connectors_status() -> None:
+    """Per instance: remaining request budget, poll cursors, events received, dead letters."""
+    sources = _sources()
+    if not sources.items:
+        out.print("no instances configured in config/connectors.yaml")
+        return
+    ctx = context(migrate=True)
+    table = Table("instance", "budget left", "cursors", "events", "pending", "dead",
+                  "last event")
+    with ctx.sessions() as session:
+        for src in sources:
+            cursors = session.execute(select(SourceCursor).where(SourceCursor.source == src.name)
+                                      ).scalars().all()
+            counts: dict[str, int] = {
+                status: int(n) for status, n in session.execute(
+                    select(InboxEvent.status, func.count()).where(InboxEvent.source == src.name)
+                    .group_by(InboxEvent.status)).all()}
+            last = session.execute(select(func.max(InboxEvent.received_at))
+                                   .where(InboxEvent.source == src.name)).scalar_one()
+            try:
+                budget = src.remaining_budget()
+            except ConnectorError as exc:
+                budget = None
+                out.print(f"[yellow]{src.name}: budget unavailable ({exc})[/]")
+            table.add_row(
+                src.name, "-" if budget is None else str(budget),
+                "; ".join(f"{c.stream}@{c.value.get('position', '?')}" for c in cursors) or "-",
+                str(sum(counts.values())), str(counts.get("pending", 0)),
+                str(counts.get("dead", 0)), f"{last:%Y-%m-%d %H:%M:%S}" if last else "-")
+    out.print(table)
+    sources.close()
+
+
+@connectors_app.command("register-webhooks")
+def register_webhooks(
+    name: str = typer.Argument(..., help="Instance name from config/connectors.yaml."),
+    remove: bool = typer.Option(False, "--remove", help="Delete our registrations instead."),
+) -> None:
+    """Create (idempotently) or remove the vendor's callbacks pointing at this hub."""
+    s = settings()
+    sources = _sources()
+    src = sources.get(name)
+    if src is None:
+        fail(f"no instance named '{name}' (configured: {', '.join(sources.items) or 'none'})")
+    if not isinstance(src.connector, WebhookRegistrar):
+        fail(f"{src.vendor} does not support registering webhooks; configure them in the "
+             "vendor's admin console")
+    url = f"{s.public_url}/webhooks/{name}"
+    try:
+        if remove:
+            count = src.connector.remove_webhooks(url)
+            out.print(f"removed {count} callback(s) for {url}")
+        else:
+            ids = src.connector.register_webhooks(url)
+            out.print(f"registered callbacks {', '.join(ids)} → {url}")
+    except ConnectorError as exc:
+        fail(f"{name}: {exc}")
+    finally:
+        sources.close()

@@ -1,0 +1,105 @@
+"""`msphub connectors list|status|register-webhooks` against the ConnectWise sandbox."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.connectwise.sandbox import SandboxServer
+from hub.cli.app import app
+from hub.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+sources:
+  cw-test:
+    vendor: connectwise
+    poll: {{interval: 1m}}
+    requests_per_minute: 120
+    config:
+      site: {site}
+      company_id: {company}
+      public_key: {public}
+      private_key: ${{CW_TEST_PRIVATE_KEY}}
+      client_id: {client_id}
+      webhook_secret: ${{CW_TEST_WEBHOOK_SECRET}}
+"""
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    cfg = sandbox.connector_config()
+    (config / "connectors.yaml").write_text(CONFIG.format(
+        site=cfg["site"], company=cfg["company_id"], public=cfg["public_key"],
+        client_id=cfg["client_id"]))
+    monkeypatch.setenv("CW_TEST_PRIVATE_KEY", cfg["private_key"])
+    monkeypatch.setenv("CW_TEST_WEBHOOK_SECRET", cfg["webhook_secret"])
+    monkeypatch.setenv("MSPHUB_CONFIG_DIR", str(config))
+    monkeypatch.setenv("MSPHUB_PLAYBOOKS_DIR", str(REPO / "playbooks"))
+    monkeypatch.setenv("MSPHUB_MAPPINGS_DIR", str(REPO / "mappings"))
+    monkeypatch.setenv("MSPHUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.setenv("MSPHUB_PUBLIC_URL", "http://127.0.0.1:9999")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    return config
+
+
+def test_list_shows_plugins_and_instances(env: Path) -> None:
+    """Installed plugins come from their manifests; instances from the config file."""
+    result = CliRunner().invoke(app, ["connectors", "list"])
+    assert result.exit_code == 0, result.output
+    assert "ConnectWise PSA" in result.output and "webhook_registrar" in result.output
+    assert "cw-test" in result.output and "0:01:00" in result.output
+
+
+def test_register_webhooks_is_idempotent_and_removable(env: Path,
+                                                       sandbox: SandboxServer) -> None:
+    """Registering twice leaves one callback per type; --remove deletes them."""
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(app, ["connectors", "register-webhooks", "cw-test"])
+        assert result.exit_code == 0, result.output
+        assert "http://127.0.0.1:9999/webhooks/cw-test" in result.output
+    callbacks = sandbox.sandbox.callbacks()
+    assert sorted(c["type"] for c in callbacks) == ["agreement", "ticket"]
+    assert all(c["url"].startswith("http://127.0.0.1:9999/webhooks/cw-test") for c in callbacks)
+    result = runner.invoke(app, ["connectors", "register-webhooks", "cw-test", "--remove"])
+    assert result.exit_code == 0 and "removed 2" in result.output
+    assert sandbox.sandbox.callbacks() == []
+
+
+def test_status_shows_the_remaining_budget(env: Path) -> None:
+    """A fresh instance has its whole per-minute budget left and no events yet."""
+    result = CliRunner().invoke(app, ["connectors", "status"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "cw-test" in line)
+    assert "120" in row
+
+
+def test_unknown_instance_is_a_clear_error(env: Path) -> None:
+    """Naming an instance that is not configured lists the configured ones."""
+    result = CliRunner().invoke(app, ["connectors", "register-webhooks", "nope"])
+    assert result.exit_code == 1
+    assert "no instance named 'nope' (configured: cw-test)" in result.output
+
+
+def test_missing_secret_names_file_and_key(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unset ${VAR} is a ConfigError naming the file, line and key."""
+    monkeypatch.delenv("CW_TEST_PRIVATE_KEY")
+    result = CliRunner().invoke(app, ["connectors", "list"])
+    assert result.exit_code == 1
+    assert "connectors.yaml:10" in result.output
+    assert "CW_TEST_PRIVATE_KEY is not set" in result.output
