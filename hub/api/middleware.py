@@ -98,7 +98,7 @@ class RequestContextMiddleware:
                 declared = _declared_length(scope)
                 if declared is not None and declared > self.max_body:
                     too_large = BodyTooLarge(self.max_body)
-                    refusal = error_response(413, "http_413", str(too_large.detail))
+                    refusal = error_response(413, "too_large", str(too_large.detail))
                     await refusal(scope, receive, send_with_id)
                 else:
                     await self.app(scope, receive_bounded, send_with_id)

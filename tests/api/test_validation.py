@@ -147,7 +147,7 @@ def test_oversized_bodies_are_413(api: Api) -> None:
     headers = {**api.auth(Role.MANAGER), "Content-Type": "application/json"}
     declared = api.http.post("/api/runs", headers=headers, content=big)
     assert declared.status_code == 413
-    assert declared.json()["error"] == "http_413"
+    assert declared.json()["error"] == "too_large"
     streamed = api.http.post("/api/runs", headers=headers,
                              content=(big[i:i + 65536] for i in range(0, len(big), 65536)))
     assert streamed.status_code == 413

@@ -22,7 +22,7 @@ MAPPINGS = """\
 rules:
   - id: leaver-starts-offboarding
     on: ticket.created
-    from: [fakepsa]
+    from: [fakepsa, webhook]
     if:
       ticket.type: Leaver
     launch:
