@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import dramatiq
+import structlog
 from dramatiq import broker as _broker
 from dramatiq.brokers.stub import StubBroker
 
@@ -15,6 +16,8 @@ from hub.errors import MappingError
 from hub.events import Event
 from hub.pipeline import process_event
 from hub.runtime import Runtime
+
+log = structlog.get_logger()
 
 # Actors bind to the global broker when declared; never let dramatiq invent a Redis one.
 # Runtime.start() re-binds them to the process's real broker.
@@ -65,10 +68,15 @@ def poll_source(source: str, stream: str) -> None:
     from hub.polling import poll_once
 
     rt = Runtime.current()
-    try:
-        new_ids = poll_once(rt.ctx, rt.sources, source, stream)
-    except RateLimited as exc:
-        raise dramatiq.Retry(delay=int((exc.retry_after or 30) * 1000)) from exc
+    new_ids: list[int] = []
+    with rt.poll_lock(source, stream).acquire(raise_on_failure=False) as acquired:
+        if not acquired:
+            log.info("poll_skipped_running", source=source, stream=stream)
+            return
+        try:
+            new_ids = poll_once(rt.ctx, rt.sources, source, stream)
+        except RateLimited as exc:
+            raise dramatiq.Retry(delay=int((exc.retry_after or 30) * 1000)) from exc
     for event_id in new_ids:
         process_inbox_item.send(event_id)
 

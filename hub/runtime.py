@@ -81,6 +81,7 @@ class Runtime:
     rules: RuleHolder
     sources: Sources
     broker: dramatiq.Broker
+    limiter_backend: Any = None  # dramatiq rate-limiter backend: Redis, or in-memory
     _last_check: float = field(default=0.0)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,7 +114,15 @@ class Runtime:
         from hub import actors
 
         actors.bind(broker)
-        rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker)
+        if redis_client is not None:
+            from dramatiq.rate_limits.backends import RedisBackend
+
+            backend: Any = RedisBackend(client=redis_client)
+        else:
+            from dramatiq.rate_limits.backends import StubBackend
+
+            backend = StubBackend()  # type: ignore[no-untyped-call]
+        rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker, limiter_backend=backend)
 
         def dispatch(note_ids: list[int]) -> None:
             for note_id in note_ids:
@@ -143,6 +152,14 @@ class Runtime:
                     self._last_check = now
                     self.rules.maybe_reload()
         return self.rules.rules
+
+    def poll_lock(self, source: str, stream: str) -> Any:
+        """A limit-1 lock so polls of one (source, stream) never overlap, across workers."""
+        from dramatiq.rate_limits import ConcurrentRateLimiter
+
+        return ConcurrentRateLimiter(  # type: ignore[no-untyped-call]
+            self.limiter_backend, f"msphub:poll:{source}:{stream}",
+                                     limit=1, ttl=15 * 60 * 1000)
 
     def stop(self) -> None:
         """Close connectors and forget this runtime."""

@@ -292,3 +292,21 @@ def test_dead_letter_after_last_attempt_and_retry(runtime: Runtime, worker: Work
         assert len(psa.notes["T-100"]) == 1
     finally:
         deliver_outbox_item.options["max_retries"] = 20
+
+
+def test_polls_of_one_stream_never_overlap(runtime: Runtime) -> None:
+    """While one poll of (source, stream) holds the lock, a second one is skipped."""
+    from hub.actors import poll_source
+
+    calls: list[str] = []
+    runtime.sources.get("psa").connector.poll = (  # type: ignore[union-attr]
+        lambda stream, cursor: calls.append(stream) or iter(()))
+    with runtime.poll_lock("psa", "tickets").acquire(raise_on_failure=False) as held:
+        assert held
+        poll_source.fn("psa", "tickets")  # skipped: another poll is running
+    assert calls == []
+    # Once the lock is free, the poll runs (and releases it again)
+    poll_source.fn("psa", "tickets")
+    assert calls == ["tickets"]
+    with runtime.poll_lock("psa", "tickets").acquire(raise_on_failure=False) as held:
+        assert held
