@@ -43,6 +43,7 @@ class ReplayDiff:
     what they do shows no difference.
     """
 
+    # old_errors: render errors the new rules fix; new_errors: ones they introduce
     events: int = 0
     changed_events: int = 0
     added: tuple[ActionChange, ...] = ()
@@ -84,8 +85,10 @@ def diff_actions(old: RuleSet, new: RuleSet, events: Iterable[Event]) -> ReplayD
     for event in events:
         count += 1
         before, after = explain(old, event), explain(new, event)
-        old_errors.extend(_errors(event, before.errors))
-        new_errors.extend(_errors(event, after.errors))
+        was, now = _errors(event, before.errors), _errors(event, after.errors)
+        # errors both rule sets make are no change: report only fixed and introduced ones
+        old_errors.extend(e for e in was if e not in now)
+        new_errors.extend(e for e in now if e not in was)
         plus = _minus(after.actions, before.actions)
         minus = _minus(before.actions, after.actions)
         if plus or minus:
