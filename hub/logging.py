@@ -171,7 +171,8 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # not cached: a cached proxy would ignore later reconfiguration (tests, CLI)
+        cache_logger_on_first_use=False,
     )
 
 
