@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default=1_048_576, gt=0, description="Largest accepted webhook body, in bytes."
     )
     worker_threads: int = Field(default=8, ge=1, description="Threads per worker process.")
+    outbox_lease_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a worker holds a note while sending it; after a crash the "
+        "note is retried (marker-checked) once this has passed.",
+    )
     env: Literal["development", "production"] = Field(
         default="development", description="Deployment flavour."
     )

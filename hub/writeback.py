@@ -46,9 +46,6 @@ def _writer(sources: Sources, name: str) -> TicketWriter:
     return src.connector
 
 
-LEASE = timedelta(seconds=60)
-
-
 class InFlight(TransientError):
     """Another worker holds the lease on an earlier note of this ticket; try again soon."""
 
@@ -57,7 +54,8 @@ def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
     """Post one note, after any earlier notes of the same ticket; safe to call again.
 
     Notes reach a ticket in the order they were written (the completion record comes
-    last). Each send holds a short lease so two workers never send one note at once.
+    last). Each send holds a short lease (``MSPHUB_OUTBOX_LEASE_SECONDS``) so two workers
+    never send one note at once.
 
     Raises:
         TransientError: the PSA failed or timed out; retry later (marker check first).
@@ -93,7 +91,7 @@ def _claim(ctx: HubContext, note_id: int) -> OutboxNote | None:
         # a previous attempt that may have reached the PSA makes this one uncertain
         note.uncertain = note.uncertain or note.status == SENDING
         note.status = SENDING
-        note.next_attempt_at = now + LEASE
+        note.next_attempt_at = now + timedelta(seconds=ctx.settings.outbox_lease_seconds)
         note.attempts += 1
         session.flush()
         session.expunge(note)
