@@ -115,7 +115,9 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
                 log.info("note_found_after_uncertain_send", note_id=note_id, ticket=ticket.id)
             else:
                 remote_id = writer.post_note(ticket, note.text, key=note.key).id
-            _record(ctx, note_id, remote_id=remote_id)
+            if note.attachment or note.kind == "completed":
+                # more calls follow: remember the posted note in case one of them fails
+                _record(ctx, note_id, remote_id=remote_id)
         if note.attachment:
             writer.attach(ticket, note.attachment["filename"],
                           note.attachment["content"].encode(), title=note.attachment["title"],
