@@ -213,7 +213,10 @@ class RunService:
                   ticket_id=ticket.id if ticket else None, options=dict(options or {}),
                   origin_source=origin.source if origin else None,
                   origin_type=origin.type if origin else None,
-                  origin_id=origin.id if origin else None)
+                  origin_id=origin.id if origin else None,
+                  # set explicitly: a new run's empty step list is then not lazy-loaded
+                  # (one SELECT) and _save's unchanged values cause no UPDATE
+                  steps=[], completed_at=None, cancel_reason=None)
         session.add(row)
         session.flush()  # assigns the run id
         outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
