@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.calendars import DEFAULT_CALENDAR, Calendar, DueRule, due_at
@@ -197,7 +197,7 @@ class RunService:
         clean = coerce_inputs(playbook, dict(inputs or {}))
         now = self.clock()
         client_row = self._client(session, client, client_name, now)
-        version = self._version(session, playbook, now)
+        version = self._version(session, playbook, now, library.playbooks[playbook_id].digest)
         calendar = (self.calendars.get(self.team.calendar_for(client))
                     or self.calendars.get("default") or DEFAULT_CALENDAR)
 
@@ -222,7 +222,10 @@ class RunService:
         outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
                                 by=by, now=now, assign=assign, due=due, ticket=ticket)
         self._pinned[version.id] = playbook
-        self._save(session, row, outcome, event_id)
+        # one executemany for the steps instead of an ORM flush of each (the hot path)
+        session.execute(insert(RunStep), [_step_values(row.id, st) for st in outcome.run.steps])
+        session.expire(row, ["steps"])  # reloaded from the database on next access
+        self._record(session, row, outcome, event_id)
         return row
 
     def complete(self, session: Session, run_id: int, step_id: str, *, by: str,
@@ -356,8 +359,9 @@ class RunService:
             row.name = name
         return row
 
-    def _version(self, session: Session, playbook: Playbook, now: datetime) -> PlaybookVersion:
-        sha = digest(playbook)
+    def _version(self, session: Session, playbook: Playbook, now: datetime,
+                 sha: str | None = None) -> PlaybookVersion:
+        sha = sha or digest(playbook)
         stmt = select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
                                              PlaybookVersion.digest == sha)
         row = session.execute(stmt).scalar_one_or_none()
@@ -370,21 +374,36 @@ class RunService:
         return row
 
     def _save(self, session: Session, row: Run, outcome: Outcome, event_id: int | None) -> None:
-        state = outcome.run
-        row.status = state.status.value
-        row.completed_at = state.completed_at
-        row.cancel_reason = state.cancel_reason
         existing = {s.step_id: s for s in row.steps}
-        for step in state.steps:
+        for step in outcome.run.steps:
             current = existing.get(step.step_id)
             if current is None:
                 row.steps.append(_step_row(step))
             else:
                 _copy_step(step, current)
+        self._record(session, row, outcome, event_id)
+
+    def _record(self, session: Session, row: Run, outcome: Outcome,
+                event_id: int | None) -> None:
+        """Run fields, audit facts, notes, and evidence waiting for newly opened steps."""
+        state = outcome.run
+        if row.status != state.status.value:
+            row.status = state.status.value
+        if row.completed_at != state.completed_at:
+            row.completed_at = state.completed_at
+        if row.cancel_reason != state.cancel_reason:
+            row.cancel_reason = state.cancel_reason
         entries = audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
         self._notes(session, row, outcome, entries)
         if any(f.action in ("step_done", "step_skipped") for f in outcome.facts):
             self._apply_pending(session, row)
+
+
+def _step_values(run_id: int, step: StepState) -> dict[str, Any]:
+    return {"run_id": run_id, "step_id": step.step_id, "title": step.title,
+            "position": step.position, "status": step.status.value, "assignee": step.assignee,
+            "due_at": step.due_at, "done_by": step.done_by, "done_at": step.done_at,
+            "evidence": step.evidence, "note": step.note, "skip_reason": step.skip_reason}
 
 
 def _step_row(step: StepState) -> RunStep:

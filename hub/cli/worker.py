@@ -50,7 +50,9 @@ def worker(
 
     upgrade(rt.ctx.engine)
     stop = _stop_on_signals()
-    w = dramatiq.Worker(rt.broker, worker_threads=threads or s.worker_threads)
+    # 100 ms consumer timeout: lower queueing latency for ~5 % of a core while idle
+    w = dramatiq.Worker(rt.broker, worker_threads=threads or s.worker_threads,
+                        worker_timeout=100)
     w.start()
     # items a crashed worker left unfinished are picked up again (idempotent)
     requeue_unfinished(rt, events_older_than=timedelta(0), notes_older_than=timedelta(0))
