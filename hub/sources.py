@@ -73,7 +73,11 @@ class SourceSpec(BaseModel):
     vendor: str
     enabled: bool = True
     poll: PollSettings = PollSettings()
-    requests_per_minute: int = Field(default=600, ge=1)
+    requests_per_minute: int | None = Field(
+        default=None, ge=1,
+        description="Request budget per minute, shared by every worker (default: the "
+        "connector config's requests_per_minute, else 600).",
+    )
     completed_status: str | None = Field(
         default=None,
         description="PSA ticket status to set when a run launched from the ticket completes.",
@@ -164,8 +168,8 @@ def load_sources(
         except RegistryError as exc:
             raise doc.error(str(exc), (*loc, "vendor")) from exc
         config = expand_env(spec.config, env, where=doc, loc=(*loc, "config"))
-        budget: RequestBudget = make_budget(str(name), spec.requests_per_minute,
-                                            redis_client=redis_client)
+        per_minute = spec.requests_per_minute or int(config.get("requests_per_minute", 600))
+        budget: RequestBudget = make_budget(str(name), per_minute, redis_client=redis_client)
         try:
             connector = build_connector(spec.vendor, str(name), config, transport=transport,
                                         budget=budget)
