@@ -168,12 +168,13 @@ def make_budget(
     *,
     redis_client: redis.Redis | None = None,
     max_wait: float = 5.0,
+    namespace: str = "msphub",
 ) -> RequestBudget:
     """The budget for one connector instance: Redis-backed when a client is given."""
     if redis_client is not None:
         return RedisBudget(
             redis_client,
-            f"msphub:budget:{source}",
+            f"{namespace}:budget:{source}",
             per_minute,
             60,
             max_wait=max_wait,

@@ -59,11 +59,11 @@ def _on_dead(actor: str, args: tuple[Any, ...], exc: BaseException) -> None:
     mark_dead(rt.ctx, actor, int(args[0]), f"{type(exc).__name__}: {exc}")
 
 
-def make_broker(redis_url: str | None) -> dramatiq.Broker:
+def make_broker(redis_url: str | None, namespace: str = "msphub") -> dramatiq.Broker:
     """A Redis broker when configured, else an in-process stub broker."""
     broker: dramatiq.Broker
     if redis_url:
-        broker = RedisBroker(url=redis_url)  # type: ignore[no-untyped-call]
+        broker = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
@@ -82,6 +82,7 @@ class Runtime:
     sources: Sources
     broker: dramatiq.Broker
     limiter_backend: Any = None  # dramatiq rate-limiter backend: Redis, or in-memory
+    namespace: str = "msphub"
     _last_check: float = field(default=0.0)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,14 +104,15 @@ class Runtime:
             redis_client = redis.Redis.from_url(settings.redis_url)
         if sources is None:
             sources = load_sources(settings.config_dir / "connectors.yaml",
-                                   redis_client=redis_client)
+                                   redis_client=redis_client,
+                                   namespace=settings.redis_namespace)
         # `from:` may name any registered vendor (installed or not yet configured) or
         # a configured instance; anything else is a typo worth refusing
         names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())
         names |= KNOWN_VENDORS
         rules = RuleHolder.load(settings.mappings_dir, ctx.playbooks,
                                 sources=names or None)
-        broker = broker or make_broker(settings.redis_url)
+        broker = broker or make_broker(settings.redis_url, settings.redis_namespace)
         from hub import actors
 
         actors.bind(broker)
@@ -122,7 +124,8 @@ class Runtime:
             from dramatiq.rate_limits.backends import StubBackend
 
             backend = StubBackend()  # type: ignore[no-untyped-call]
-        rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker, limiter_backend=backend)
+        rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker, limiter_backend=backend,
+                 namespace=settings.redis_namespace)
 
         def dispatch(note_ids: list[int]) -> None:
             for note_id in note_ids:
@@ -158,7 +161,7 @@ class Runtime:
         from dramatiq.rate_limits import ConcurrentRateLimiter
 
         return ConcurrentRateLimiter(  # type: ignore[no-untyped-call]
-            self.limiter_backend, f"msphub:poll:{source}:{stream}",
+            self.limiter_backend, f"{self.namespace}:poll:{source}:{stream}",
                                      limit=1, ttl=15 * 60 * 1000)
 
     def stop(self) -> None:

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default=None,
         description="Redis for the dramatiq broker. Unset: actors run in-process.",
     )
+    redis_namespace: str = Field(
+        default="msphub", pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every Redis key (queues, budgets, locks), so several "
+        "deployments can share one Redis.",
+    )
     config_dir: Path = Field(
         default=Path("config"), description="Connector instances, team roles, calendars."
     )

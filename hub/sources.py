@@ -139,6 +139,7 @@ def load_sources(
     env: Mapping[str, str] | None = None,
     redis_client: Any = None,
     transport: httpx.BaseTransport | None = None,
+    namespace: str = "msphub",
 ) -> Sources:
     """Load and construct every enabled connector instance.
 
@@ -169,7 +170,8 @@ def load_sources(
             raise doc.error(str(exc), (*loc, "vendor")) from exc
         config = expand_env(spec.config, env, where=doc, loc=(*loc, "config"))
         per_minute = spec.requests_per_minute or int(config.get("requests_per_minute", 600))
-        budget: RequestBudget = make_budget(str(name), per_minute, redis_client=redis_client)
+        budget: RequestBudget = make_budget(str(name), per_minute, redis_client=redis_client,
+                                            namespace=namespace)
         try:
             connector = build_connector(spec.vendor, str(name), config, transport=transport,
                                         budget=budget)

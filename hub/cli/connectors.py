@@ -24,7 +24,8 @@ def _sources() -> Sources:
 
         redis_client = redis.Redis.from_url(s.redis_url)
     with hub_errors():
-        return load_sources(s.config_dir / "connectors.yaml", redis_client=redis_client)
+        return load_sources(s.config_dir / "connectors.yaml", redis_client=redis_client,
+                            namespace=s.redis_namespace)
 
 
 @connectors_app.command("list")
