@@ -78,3 +78,19 @@ def test_intervals() -> None:
     assert parse_interval("1h").total_seconds() == 3600
     with pytest.raises(ValueError):
         parse_interval("5 minutes")
+
+
+def test_budgets_are_shared_in_redis_per_namespace(tmp_path: Path, redis_url: str) -> None:
+    """Two processes of one deployment share a budget; another namespace has its own."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    path = write(tmp_path, CW.format(extra="    requests_per_minute: 5\n", config_extra=""))
+    env = {"CW_KEY": "secret"}
+    first = load_sources(path, env=env, redis_client=client, namespace="prod").get("cw")
+    second = load_sources(path, env=env, redis_client=client, namespace="prod").get("cw")
+    other = load_sources(path, env=env, redis_client=client, namespace="staging").get("cw")
+    assert first and second and other
+    first.budget.acquire(2)  # type: ignore[union-attr]
+    assert second.remaining_budget() == 3
+    assert other.remaining_budget() == 5
