@@ -12,11 +12,13 @@ import structlog
 from hub import inbox, writeback
 from hub.overdue import find_overdue_steps
 from hub.runtime import Runtime
+from hub.schedules import launch_due
 
 log = structlog.get_logger()
 
 # job name → how often the scheduler sends it
-JOBS: dict[str, float] = {"requeue": 60.0, "overdue": 60.0, "digests": 300.0}
+JOBS: dict[str, float] = {"requeue": 60.0, "overdue": 60.0, "digests": 300.0,
+                          "schedules": 60.0}
 STALE_EVENT = timedelta(minutes=5)
 STALE_NOTE = timedelta(minutes=5)
 
@@ -49,6 +51,8 @@ def run(rt: Runtime, job: str) -> None:
         find_overdue_steps(rt.ctx)  # its notes are dispatched when it commits
     elif job == "digests":
         writeback.flush_digests(rt.ctx)
+    elif job == "schedules":
+        launch_due(rt.ctx, rt.current_schedules())
     else:
         log.warning("unknown_periodic_job", job=job)
 

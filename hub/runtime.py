@@ -83,6 +83,7 @@ class Runtime:
     broker: dramatiq.Broker
     limiter_backend: Any = None  # dramatiq rate-limiter backend: Redis, or in-memory
     namespace: str = "msphub"
+    _schedules: list[Any] = field(default_factory=list)
     _last_check: float = field(default=0.0)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -112,6 +113,9 @@ class Runtime:
         names |= KNOWN_VENDORS
         rules = RuleHolder.load(settings.mappings_dir, ctx.playbooks,
                                 sources=names or None)
+        from hub.schedules import check as check_schedules
+
+        schedules = check_schedules(ctx)  # a broken file stops start-up with file and line
         broker = broker or make_broker(settings.redis_url, settings.redis_namespace)
         from hub import actors
 
@@ -125,7 +129,7 @@ class Runtime:
 
             backend = StubBackend()  # type: ignore[no-untyped-call]
         rt = cls(ctx=ctx, rules=rules, sources=sources, broker=broker, limiter_backend=backend,
-                 namespace=settings.redis_namespace)
+                 namespace=settings.redis_namespace, _schedules=schedules)
 
         def dispatch(note_ids: list[int]) -> None:
             for note_id in note_ids:
@@ -155,6 +159,17 @@ class Runtime:
                     self._last_check = now
                     self.rules.maybe_reload()
         return self.rules.rules
+
+    def current_schedules(self) -> list[Any]:
+        """config/schedules.yaml as it is now; a broken edit keeps the last good list."""
+        from hub.errors import ConfigError
+        from hub.schedules import check
+
+        try:
+            self._schedules = check(self.ctx)
+        except ConfigError as exc:
+            log.error("schedules_invalid", file=exc.file, line=exc.line, reason=exc.message)
+        return self._schedules
 
     def poll_lock(self, source: str, stream: str) -> Any:
         """A limit-1 lock so polls of one (source, stream) never overlap, across workers."""

@@ -126,6 +126,15 @@ class Playbook(BaseModel):
         description="Recurring launch for every client, e.g. 'monthly on day 1 at 09:00'.",
     )
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            from hub.schedule_rule import ScheduleRule
+
+            ScheduleRule.parse(value)
+        return value
+
     @model_validator(mode="after")
     def _graph(self) -> Playbook:
         ids = [s.id for s in self.steps]
