@@ -72,9 +72,18 @@ def demo(
     log_file = log_path.open("a", encoding="utf-8")
     configure_logging("json", "INFO", stream=log_file)
     public_url = f"http://{host}:{port}"
+    # the demo's own copy of config/: team and calendars, but no other connectors and no
+    # recurring schedules, so the scenario is all there is to watch
+    config_dir = data_dir / "config"
+    if base.config_dir.exists():
+        shutil.copytree(base.config_dir, config_dir,
+                        ignore=shutil.ignore_patterns("connectors.yaml", "schedules.yaml"))
+    else:
+        config_dir.mkdir()
     settings = base.model_copy(update={
         "data_dir": data_dir, "database_url": f"sqlite:///{data_dir / 'msphub.db'}",
-        "redis_url": None, "public_url": public_url, "host": host, "port": port})
+        "redis_url": None, "public_url": public_url, "host": host, "port": port,
+        "config_dir": config_dir})
 
     out.print("[bold]msphub demo[/] — a ConnectWise PSA sandbox and the hub, on this machine\n")
     sandbox = SandboxServer(port=sandbox_port).start()
