@@ -110,3 +110,27 @@ def test_a_broken_schedule_edit_keeps_the_last_good_list(runtime: Runtime) -> No
         kept = runtime.current_schedules()
     assert kept == good and len(kept) == 1
     assert any(e["event"] == "schedules_invalid" and e["line"] == 2 for e in logs)
+
+
+def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
+    """The commented example in config/schedules.yaml loads once uncommented."""
+    from hub.checklists.loader import load_library
+
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "config" / "schedules.yaml").read_text()
+    lines = text.splitlines()
+    start = lines.index("# schedules:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    example = "\n".join(block)
+    path = tmp_path / "schedules.yaml"
+    path.write_text(example + "\n")
+    library = load_library(repo / "playbooks")
+    entries = load_schedules(path, {p.id for p in library},
+                             {p.id: p.schedule for p in library})
+    assert [(e.playbook, e.clients) for e in entries] == [
+        ("monthly-maintenance", ["ACME", "19300"]), ("quarterly-security-review", ["ACME"])]
+    assert load_schedules(repo / "config" / "schedules.yaml", set(), {}) == []
