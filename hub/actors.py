@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -98,7 +97,3 @@ def bind(broker: dramatiq.Broker) -> None:
         actor.broker = broker
         broker.declare_actor(actor)
 
-
-def requeue_after(delta: timedelta) -> int:
-    """Milliseconds for a dramatiq delay."""
-    return int(delta.total_seconds() * 1000)

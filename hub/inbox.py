@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from hub.events import ClientRef, Event, EventKind, SubjectRef
 from hub.store.models import InboxEvent
 
-PENDING, DONE, FAILED, DEAD = "pending", "done", "failed", "dead"
+PENDING, DONE, DEAD = "pending", "done", "dead"
 
 
 def _row(event: Event, via: str, now: datetime) -> dict[str, Any]:

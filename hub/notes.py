@@ -23,7 +23,6 @@ def track_new_notes(session: Session) -> list[OutboxNote]:
     notes: list[OutboxNote] = session.info.setdefault(NEW_NOTES, [])
     return notes
 
-NOTE_MODES = ("each", "digest", "none")
 
 
 def _when(moment: datetime | None) -> str:
