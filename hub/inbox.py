@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.events import ClientRef, Event, EventKind, SubjectRef
+from hub.store.db import insert_ignore_stmt
 from hub.store.models import InboxEvent
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
@@ -37,12 +37,9 @@ def add_events(session: Session, events: Iterable[Event], *, via: str,
     and overlapping polls never fail and never store a duplicate.
     """
     new_ids: list[int] = []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for event in events:
-        stmt = (insert(InboxEvent).values(**_row(event, via, now))
-                .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-                .returning(InboxEvent.id))
+        stmt = insert_ignore_stmt(session, InboxEvent, _row(event, via, now),
+                                  ["source", "dedupe_key"]).returning(InboxEvent.id)
         new_id = session.execute(stmt).scalar_one_or_none()
         if new_id is not None:
             new_ids.append(int(new_id))

@@ -74,12 +74,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def insert_ignore(session: Session, model: Any, values: dict[str, Any],
-                  conflict: list[str]) -> None:
-    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` on SQLite and PostgreSQL."""
+def insert_ignore_stmt(session: Session, model: Any, values: dict[str, Any],
+                       conflict: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING`` for this session's dialect."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(
-        index_elements=conflict))
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+
+def insert_ignore(session: Session, model: Any, values: dict[str, Any],
+                  conflict: list[str]) -> None:
+    """Insert a row unless one with the same ``conflict`` columns exists (SQLite, PG)."""
+    session.execute(insert_ignore_stmt(session, model, values, conflict))
