@@ -20,7 +20,7 @@ from hub.logging import bind_context
 from hub.mapping.reloader import RuleHolder
 from hub.notes import OutboxSink
 from hub.settings import Settings
-from hub.sources import Sources, load_sources
+from hub.sources import Sources, configured_sources, redis_client_for
 
 log = structlog.get_logger()
 
@@ -98,15 +98,9 @@ class Runtime:
             ConfigError: a playbook, mapping, team, calendar or connector file is invalid.
         """
         ctx = ctx or HubContext.build(settings, notes=OutboxSink(settings.public_url))
-        redis_client = None
-        if settings.redis_url:
-            import redis
-
-            redis_client = redis.Redis.from_url(settings.redis_url)
+        redis_client = redis_client_for(settings.redis_url)
         if sources is None:
-            sources = load_sources(settings.config_dir / "connectors.yaml",
-                                   redis_client=redis_client,
-                                   namespace=settings.redis_namespace)
+            sources = configured_sources(settings, redis_client)
         # `from:` may name any registered vendor (installed or not yet configured) or
         # a configured instance; anything else is a typo worth refusing
         names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())

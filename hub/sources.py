@@ -34,6 +34,7 @@ from connectors.base import (
     get_connector_class,
 )
 from connectors.budget import make_budget
+from hub.settings import Settings
 from hub.yamlio import expand_env, read_yaml, validation_error
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
@@ -181,3 +182,19 @@ def load_sources(
             raise doc.error(msg.removeprefix("Value error, "), where) from exc
         out[str(name)] = Source(str(name), spec, connector, budget)
     return Sources(out)
+
+
+def redis_client_for(redis_url: str | None) -> Any:
+    """A Redis client for the URL, or None in embedded mode."""
+    if not redis_url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(redis_url)
+
+
+def configured_sources(settings: Settings, redis_client: Any = None) -> Sources:
+    """The instances of ``<config_dir>/connectors.yaml``, budgets in this deployment's
+    Redis namespace when a client is given."""
+    return load_sources(settings.config_dir / "connectors.yaml", redis_client=redis_client,
+                        namespace=settings.redis_namespace)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from connectors.base import ConnectorError, WebhookRegistrar, load_registry
 from hub.cli.app import app, context, fail, hub_errors, out, settings
-from hub.sources import Sources, load_sources
+from hub.sources import Sources, configured_sources, redis_client_for
 from hub.store.models import InboxEvent, SourceCursor
 
 connectors_app = typer.Typer(help="PSA/RMM connectors and their instances.",
@@ -18,14 +18,8 @@ app.add_typer(connectors_app, name="connectors")
 
 def _sources() -> Sources:
     s = settings()
-    redis_client = None
-    if s.redis_url:
-        import redis
-
-        redis_client = redis.Redis.from_url(s.redis_url)
     with hub_errors():
-        return load_sources(s.config_dir / "connectors.yaml", redis_client=redis_client,
-                            namespace=s.redis_namespace)
+        return configured_sources(s, redis_client_for(s.redis_url))
 
 
 @connectors_app.command("list")
