@@ -92,12 +92,15 @@ def apply_action(ctx: HubContext, session: Session, event: Event, action: Action
     return {"effect": "cancelled", "run_ids": [r.id for r in runs]}
 
 
-def _earlier_pending(ctx: HubContext, event_id: int) -> list[int]:
+def _pending(ctx: HubContext, event_id: int) -> tuple[Event | None, list[int]]:
+    """The event if it is still pending, and earlier pending events about its subject."""
     with ctx.sessions() as session:
         row = session.get(InboxEvent, event_id)
-        if row is None or row.status != PENDING or row.subject_id is None:
-            return []
-        return list(session.execute(
+        if row is None or row.status != PENDING:
+            return None, []
+        if row.subject_id is None:
+            return to_event(row), []
+        earlier = list(session.execute(
             select(InboxEvent.id).where(InboxEvent.source == row.source,
                                         InboxEvent.subject_type == row.subject_type,
                                         InboxEvent.subject_id == row.subject_id,
@@ -105,6 +108,7 @@ def _earlier_pending(ctx: HubContext, event_id: int) -> list[int]:
                                         InboxEvent.status == PENDING)
             .order_by(InboxEvent.id)
         ).scalars())
+        return to_event(row), earlier
 
 
 def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
@@ -117,17 +121,13 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
     """
     result = Processed(event_id)
     # Events about one subject apply in the order they arrived, whichever worker runs them.
-    earlier_notes: list[int] = []
-    for earlier_id in _earlier_pending(ctx, event_id):
-        earlier_notes += process_event(ctx, rules, earlier_id, enrich=enrich).notes
-    result.notes = earlier_notes
+    event, earlier = _pending(ctx, event_id)
+    if event is None:
+        result.skipped = True
+        return result
+    for earlier_id in earlier:
+        result.notes += process_event(ctx, rules, earlier_id, enrich=enrich).notes
     if enrich is not None:
-        with ctx.sessions() as session:
-            row = session.get(InboxEvent, event_id)
-            if row is None or row.status != PENDING:
-                result.skipped = True
-                return result
-            event = to_event(row)
         enriched = enrich(event)
         if enriched != [event]:
             with transaction(ctx.sessions) as session:
