@@ -26,11 +26,11 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import insert, select, update
 
-from hub.calendars import DEFAULT_CALENDAR, DueRule, due_at
-from hub.checklists import engine
-from hub.checklists.loader import digest
-from hub.checklists.schema import coerce_inputs
-from hub.context import HubContext
+from hub.config.playbooks import digest
+from hub.core.calendars import DEFAULT_CALENDAR, DueRule, due_at
+from hub.core.checklists import engine
+from hub.core.checklists.schema import coerce_inputs
+from hub.runtime.root import build_context
 from hub.settings import Settings
 from hub.store import audit
 from hub.store.migrate import upgrade
@@ -68,7 +68,7 @@ def main() -> None:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{SCHEMA}"
         settings = Settings(database_url=url, config_dir=conf, data_dir=work,
                             mappings_dir=ROOT / "mappings", playbooks_dir=ROOT / "playbooks")
-        ctx = HubContext.build(settings)
+        ctx = build_context(settings)
         upgrade(ctx.engine)
         eng = ctx.engine
         playbook = ctx.playbooks().get("user-offboarding")

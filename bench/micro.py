@@ -5,10 +5,10 @@
 For each of N leaver tickets made by an in-process ConnectWise sandbox (no server), it
 runs the three stages a webhook goes through, in order, and times each (wall and CPU):
 
-1. ``receive``  - ``hub.webhooks.receive``: verify the signature, parse, inbox insert;
-2. ``process``  - ``hub.pipeline.process_event``: rules, launch user-offboarding (17 steps,
+1. ``receive``  - ``hub.services.intake.receive``: verify the signature, parse, inbox insert;
+2. ``process``  - ``hub.services.pipeline.process_event``: rules, launch user-offboarding (17 steps,
    audit chain, outbox note), one transaction - as ``process_inbox_item`` runs it;
-3. ``deliver``  - ``hub.writeback.deliver`` of the launch note to an in-memory PSA writer
+3. ``deliver``  - ``hub.services.writeback.deliver`` of the launch note to an in-memory PSA writer
    (lease, post, record: the hub's side of write-back without the HTTP request).
 
 This is the floor of the end-to-end benchmark: whatever ``bench/run.py`` measures above
@@ -33,16 +33,15 @@ from sqlalchemy import event
 from connectors.base import NoteRef, WebhookRequest
 from connectors.base import build_connector as _build
 from connectors.connectwise.sandbox import ConnectWiseSandbox
-from hub.context import HubContext
-from hub.events import SubjectRef
-from hub.mapping.reloader import RuleHolder
-from hub.notes import OutboxSink
-from hub.pipeline import process_event
+from hub.config.live_rules import RuleHolder
+from hub.core.events import SubjectRef
+from hub.runtime.root import build_context, sync_clients
+from hub.services.intake import receive
+from hub.services.pipeline import process_event
+from hub.services.sources import Source, Sources, SourceSpec
+from hub.services.writeback import deliver
 from hub.settings import Settings
-from hub.sources import Source, Sources, SourceSpec
 from hub.store.migrate import upgrade
-from hub.webhooks import receive
-from hub.writeback import deliver
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -139,6 +138,9 @@ def main() -> None:
     conf.mkdir()
     for name in ("calendars.yaml", "team.yaml"):
         shutil.copy(ROOT / "config" / name, conf / name)
+    (conf / "clients.yaml").write_text("clients:\n" + "".join(
+        f"  micro{c:03d}: {{links: [{{source: cw, type: company, id: MICRO{c:03d}}}]}}\n"
+        for c in range(20)))
     if args.db == "postgres":
         import psycopg
 
@@ -152,8 +154,9 @@ def main() -> None:
     try:
         settings = Settings(database_url=url, config_dir=conf, data_dir=work,
                             mappings_dir=ROOT / "mappings", playbooks_dir=ROOT / "playbooks")
-        ctx = HubContext.build(settings, notes=OutboxSink(settings.public_url))
+        ctx = build_context(settings)
         upgrade(ctx.engine)
+        sync_clients(ctx)
         total = args.warmup + args.events
         cw, callbacks = make_callbacks(total)
         connector = _build("connectwise", "cw", {

@@ -334,6 +334,10 @@ sources:
       api_member: {cfg['api_member']}
       requests_per_minute: 1000000
 """)
+        # the sandbox's 20 companies (BENCH000..019), each linked to a hub client
+        (conf / "clients.yaml").write_text("clients:\n" + "".join(
+            f"  bench{c:03d}: {{links: [{{source: {SOURCE}, type: company, id: BENCH{c:03d}}}]}}\n"
+            for c in range(20)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MSPHUB_")}
         env.update({
             "BENCH_CW_PRIVATE_KEY": cfg["private_key"],

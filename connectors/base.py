@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hub.events import Event, EventKind, SubjectRef
+from hub.core.events import Event, EventKind, SubjectRef
 
 ENTRY_POINT_GROUP = "msphub.connectors"
 THIN = "_thin"  # data key marking a webhook event that still needs Enricher.enrich

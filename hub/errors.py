@@ -12,6 +12,8 @@ HubError
 
 from __future__ import annotations
 
+Loc = tuple[str | int, ...]  # a path into a YAML document: ("rules", 3, "if")
+
 
 class HubError(Exception):
     """Base of every error the hub raises on purpose."""

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="How long a worker holds a note while sending it; after a crash the "
         "note is retried (marker-checked) once this has passed.",
     )
+    provisional_clients: bool = Field(
+        default=False,
+        description="Process events from a vendor client no hub client is linked to under "
+        "an automatically created provisional client (flagged, audited). Off: such an "
+        "event fails visibly until an admin links the record (`msphub clients link`).",
+    )
     env: Literal["development", "production"] = Field(
         default="development", description="Deployment flavour."
     )

@@ -9,14 +9,14 @@ from textwrap import dedent
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from hub.calendars import (
+from hub.config.calendars import load_calendars
+from hub.core.calendars import (
     DEFAULT_CALENDAR,
     Calendar,
     DueRule,
     DueUnit,
     due_at,
     is_working_time,
-    load_calendars,
     next_opening,
 )
 from hub.errors import ConfigError

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.calendars import DueRule
-from hub.checklists import engine
-from hub.checklists.loader import load_file, load_library, playbook_files
-from hub.checklists.schema import InputType, Playbook, coerce_inputs
-from hub.conditions import fields_of, parse_condition
+from hub.config.playbooks import load_file, load_library, playbook_files
+from hub.core.calendars import DueRule
+from hub.core.checklists import engine
+from hub.core.checklists.schema import InputType, Playbook, coerce_inputs
+from hub.core.conditions import fields_of, parse_condition
+from hub.core.events import EventKind
 from hub.errors import ConfigError, NotAllowed, StepLocked
-from hub.events import EventKind
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOKS = ROOT / "playbooks"

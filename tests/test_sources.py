@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.errors import ConfigError
-from hub.sources import load_sources, parse_interval
+from hub.services.sources import load_sources, parse_interval
 
 REPO = Path(__file__).resolve().parents[1]
 CW = """\

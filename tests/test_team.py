@@ -7,9 +7,11 @@ from textwrap import dedent
 
 import pytest
 
-from hub.calendars import DEFAULT_CALENDAR, Calendar, load_calendars
+from hub.config.calendars import load_calendars
+from hub.config.team import load_team
+from hub.core.calendars import DEFAULT_CALENDAR, Calendar
+from hub.core.team import Member, Team
 from hub.errors import ConfigError
-from hub.team import Member, Team, load_team
 
 REPO = Path(__file__).resolve().parents[1]
 

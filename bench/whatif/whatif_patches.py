@@ -31,7 +31,7 @@ APPLIED: list[str] = []
 
 
 def _noping() -> None:
-    import hub.context
+    import hub.runtime.root
     import hub.store.db
 
     orig = hub.store.db.make_engine
@@ -42,7 +42,7 @@ def _noping() -> None:
         return orig(url, **kw)
 
     hub.store.db.make_engine = make_engine
-    hub.context.make_engine = make_engine  # type: ignore[attr-defined]
+    hub.runtime.root.make_engine = make_engine
 
 
 def _runinit() -> None:
@@ -58,7 +58,7 @@ def _runinit() -> None:
 
 
 def _onerecord() -> None:
-    import hub.writeback as wb
+    import hub.services.writeback as wb
 
     orig_record = wb._record
     local = threading.local()
@@ -108,8 +108,9 @@ def _sqlitelock() -> None:
             yield session
 
     db.transaction = transaction
-    for name in ("hub.pipeline", "hub.writeback", "hub.webhooks", "hub.polling",
-                 "hub.deadletters", "hub.overdue", "hub.api.auth", "hub.api.runs",
+    for name in ("hub.services.pipeline", "hub.services.writeback", "hub.services.intake",
+                 "hub.services.polling", "hub.services.deadletters", "hub.services.overdue",
+                 "hub.api.auth", "hub.api.runs",
                  "hub.api.events", "hub.cli.admin", "hub.cli.runs"):
         try:
             mod = importlib.import_module(name)

@@ -58,7 +58,7 @@ from connectors.connectwise.events import (
 from connectors.connectwise.signing import SigningKeys, key_url_allowed, signature_ok
 from connectors.connectwise.writer import ConnectWiseWriter, NoteFlag
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
-from hub.events import Event, EventKind, SubjectRef
+from hub.core.events import Event, EventKind, SubjectRef
 
 log = structlog.get_logger()
 

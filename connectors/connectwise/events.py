@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import THIN, MalformedPayload
-from hub.events import ClientRef, Event, EventKind, SubjectRef
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 VENDOR = "connectwise"
 Record = dict[str, Any]

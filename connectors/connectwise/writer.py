@@ -12,7 +12,7 @@ import structlog
 from connectors.base import NoteRef, NotFound, PermanentError
 from connectors.connectwise.client import ConnectWiseClient, Record
 from connectors.connectwise.config import ConnectWiseConfig
-from hub.events import SubjectRef
+from hub.core.events import SubjectRef
 
 log = structlog.get_logger()
 

@@ -35,7 +35,7 @@ from connectors.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from hub.events import ClientRef, Event, EventKind, SubjectRef
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 VENDOR = "webhook"
 TIMESTAMP_HEADER = "x-msphub-timestamp"

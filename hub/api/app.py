@@ -12,7 +12,7 @@ from hub.api import dashboard, events, ops, playbooks, runs, webhooks
 from hub.api.errors import install_error_handlers
 from hub.api.metrics import ApiMetrics, SourceGauges
 from hub.api.middleware import RequestContextMiddleware
-from hub.context import HubContext
+from hub.runtime.process import Runtime
 
 STATIC = Path(__file__).resolve().parent / "static"
 API_MAX_BODY = 1_048_576
@@ -38,17 +38,20 @@ TAGS = [
 ]
 
 
-def create_app(ctx: HubContext) -> FastAPI:
-    """Build the API and dashboard around a wired hub.
+def create_app(rt: Runtime) -> FastAPI:
+    """Build the API and dashboard around a process's runtime (``build_runtime``).
 
-    Start it with ``uvicorn.run(create_app(ctx), host=..., port=..., access_log=False)``
+    Start it with ``uvicorn.run(create_app(rt), host=..., port=..., access_log=False)``
     (this app logs its own access lines, without query strings).
     """
+    ctx = rt.ctx
     app = FastAPI(title="msphub", version=__version__, description=DESCRIPTION,
                   openapi_tags=TAGS, docs_url="/docs", redoc_url=None)
+    # what the route dependencies hand to each handler (hub.api.auth)
     app.state.ctx = ctx
+    app.state.runtime = rt
     metrics = ApiMetrics(ctx)
-    metrics.registry.register(SourceGauges(lambda: getattr(app.state, "runtime", None)))
+    metrics.registry.register(SourceGauges(rt.sources))
     app.state.metrics = metrics
     install_error_handlers(app)
     # Webhook bodies (if mounted here) may be as large as the settings allow; API bodies

@@ -13,10 +13,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from hub.api.errors import ApiError
-from hub.context import HubContext
+from hub.runtime.process import Runtime
+from hub.services.context import HubContext
+from hub.services.tokens import Role, at_least, authenticate, hash_token
 from hub.store.db import transaction
 from hub.store.models import ApiToken
-from hub.tokens import Role, at_least, authenticate, hash_token
 
 log = structlog.get_logger("hub.api")
 
@@ -46,7 +47,13 @@ def hub_context(request: Request) -> HubContext:
     return cast(HubContext, request.app.state.ctx)
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was created with (sources, dispatch to the workers)."""
+    return cast(Runtime, request.app.state.runtime)
+
+
 Hub = Annotated[HubContext, Depends(hub_context)]
+Wired = Annotated[Runtime, Depends(runtime_of)]
 
 
 def principal_for(ctx: HubContext, token: str) -> Principal | None:
@@ -54,7 +61,7 @@ def principal_for(ctx: HubContext, token: str) -> Principal | None:
 
     Reads the token in a read-only session; only when ``last_used_at`` is older than
     :data:`TOUCH_INTERVAL` does it open a write transaction (through
-    :func:`hub.tokens.authenticate`) to refresh it.
+    :func:`hub.services.tokens.authenticate`) to refresh it.
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None

@@ -22,10 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from hub.api.auth import Hub, Principal, principal_for
 from hub.api.params import AssigneeFilter, ClientFilter, PlaybookFilter, RunId
 from hub.api.schemas import audit_entry, run_detail
-from hub.checklists.engine import RunStatus, StepState, StepStatus
-from hub.context import HubContext
+from hub.core.checklists.engine import StepState
+from hub.core.states import RunStatus, StepStatus
 from hub.errors import NotFound
-from hub.runs import RunFilter, to_state
+from hub.services.context import HubContext
+from hub.services.runs import RunFilter, to_state
 from hub.store.models import AuditEntry, Run
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from hub.api.auth import Admin, Hub, Viewer
+from hub.api.auth import Admin, Hub, Viewer, Wired
+from hub.core.states import InboxStatus
 from hub.errors import NotFound
 from hub.store.db import transaction
 from hub.store.models import InboxEvent
@@ -61,7 +62,7 @@ def list_events(
     ctx: Hub, _who: Viewer,
     source: Annotated[str | None, Query(max_length=100)] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
-    status: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
+    status: InboxStatus | None = None,
     client: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -92,7 +93,7 @@ def get_event(event_id: EventId, ctx: Hub, _who: Viewer) -> dict[str, Any]:
 
 
 @router.post("/api/events/{event_id}/replay", response_model=EventDetail, status_code=202)
-def replay_event(event_id: EventId, ctx: Hub, _who: Admin) -> dict[str, Any]:
+def replay_event(event_id: EventId, ctx: Hub, rt: Wired, _who: Admin) -> dict[str, Any]:
     """Run one stored event through the current rules again.
 
     Effects stay idempotent: a ticket never launches the same playbook twice and a
@@ -102,11 +103,9 @@ def replay_event(event_id: EventId, ctx: Hub, _who: Admin) -> dict[str, Any]:
         row = session.get(InboxEvent, event_id)
         if row is None:
             raise NotFound(f"event {event_id} does not exist")
-        row.status = "pending"
+        row.status = InboxStatus.PENDING
         row.last_error = None
         detail = {**_summary(row), "data": row.data, "result": row.result,
                   "last_error": None, "processed_at": row.processed_at}
-    from hub.actors import process_inbox_item
-
-    process_inbox_item.send(event_id)
+    rt.dispatch.event(event_id)
     return detail

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -12,8 +11,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.checklists.engine import RunStatus, StepStatus
-from hub.context import HubContext
+from hub.core.states import RunStatus, StepStatus
+from hub.services.context import HubContext
+from hub.services.sources import Sources
 from hub.store.models import Run, RunStep
 
 log = structlog.get_logger("hub.api")
@@ -67,8 +67,8 @@ class RunGauges(Collector):
 class SourceGauges(Collector):
     """Remaining request budget per connector instance (shared by every worker)."""
 
-    def __init__(self, runtime: Callable[[], Any]) -> None:
-        self._runtime = runtime
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
 
     def describe(self) -> list[Metric]:
         """Names only: registering must not call Redis."""
@@ -79,8 +79,7 @@ class SourceGauges(Collector):
         """Read each source's budget now (a Redis call in Redis mode)."""
         family = GaugeMetricFamily("msphub_connector_budget_remaining",
                                    "Requests left in the current window.", labels=["source"])
-        rt = self._runtime()
-        for src in (rt.sources if rt is not None else []):
+        for src in self._sources:
             try:
                 remaining = src.remaining_budget()
             except Exception:  # a metrics scrape must not fail because Redis hiccupped

@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub.api.auth import Hub, Principal, require
 from hub.api.metrics import ApiMetrics
 from hub.api.schemas import Health, VerifyOut
+from hub.services.tokens import Role
 from hub.store import audit
-from hub.tokens import Role
 
 log = structlog.get_logger("hub.api")
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from hub.api.auth import Hub, Viewer
 from hub.api.params import PlaybookId
 from hub.api.schemas import PlaybookSummary, playbook_summary
-from hub.checklists.schema import Playbook
+from hub.core.checklists.schema import Playbook
 from hub.errors import NotFound
 
 router = APIRouter(prefix="/api/playbooks", tags=["playbooks"])

@@ -27,12 +27,13 @@ from hub.api.schemas import (
     run_detail,
     run_summary,
 )
-from hub.checklists.engine import RunStatus, TicketRef
-from hub.context import HubContext
-from hub.runs import RunFilter
+from hub.core.checklists.engine import TicketRef
+from hub.core.states import RunStatus
+from hub.services.context import HubContext
+from hub.services.runs import RunFilter
+from hub.services.tokens import Role, at_least
 from hub.store.db import transaction
 from hub.store.models import AuditEntry
-from hub.tokens import Role, at_least
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from hub.checklists import engine
-from hub.checklists.engine import RunState, RunStatus, StepStatus
-from hub.checklists.schema import Playbook, PlaybookInput
-from hub.runs import RunService, to_state
+from hub.core.checklists import engine
+from hub.core.checklists.engine import RunState
+from hub.core.checklists.schema import Playbook, PlaybookInput
+from hub.core.states import RunStatus, StepStatus
+from hub.services.runs import RunService, to_state
 from hub.store.models import AuditEntry, Run
 
 MAX_TEXT = 20_000  # notes, evidence, comments: generous, but bounded

@@ -8,19 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from hub.api.auth import runtime_of
 from hub.api.errors import error_response
-from hub.runtime import Runtime
-from hub.webhooks import WebhookError, receive
+from hub.services.intake import WebhookError, receive
 
 router = APIRouter(tags=["webhooks"])
-
-
-def runtime_of(request: Request) -> Runtime:
-    """The runtime the serving process started (sources, broker)."""
-    rt: Runtime | None = getattr(request.app.state, "runtime", None)
-    if rt is None:
-        raise WebhookError(503, "this process does not receive webhooks (no runtime)")
-    return rt
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -49,10 +41,7 @@ async def _handle(request: Request, source: str, secret: str | None) -> JSONResp
         code = {400: "malformed", 401: "unauthorized", 404: "unknown_source",
                 413: "too_large"}.get(exc.status, "rejected")
         return error_response(exc.status, code, exc.message)
-    from hub.actors import process_inbox_item
-
-    for event_id in got.new_ids:
-        process_inbox_item.send(event_id)
+    rt.dispatch.events(got.new_ids)
     body_out: dict[str, Any] = {"accepted": len(got.new_ids), "duplicates": got.duplicates,
                                 "event_ids": got.new_ids}
     if got.ignored:

@@ -6,17 +6,22 @@ import json
 from pathlib import Path
 
 import typer
+import uvicorn
 from rich.table import Table
 from sqlalchemy import func, select
 
-from hub.checklists.loader import check_files
-from hub.checklists.schema import playbook_json_schema
+from hub.api.app import create_app
 from hub.cli.app import app, context, err, fail, hub_errors, out, settings
-from hub.context import HubContext
+from hub.config.playbooks import check_files
+from hub.core.checklists.schema import playbook_json_schema
+from hub.runtime.embedded import EmbeddedWorkers
+from hub.runtime.root import build_runtime, sync_clients
+from hub.services.context import HubContext
+from hub.services.tokens import Role, create_token, revoke_token
 from hub.store import audit
-from hub.store.db import transaction
+from hub.store.db import make_engine, transaction
+from hub.store.migrate import current_revision, upgrade
 from hub.store.models import ApiToken
-from hub.tokens import Role, create_token, revoke_token
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 playbooks_app = typer.Typer(help="Checklist templates.", no_args_is_help=True)
@@ -37,20 +42,13 @@ def serve(
 
     Without MSPHUB_REDIS_URL the workers and the scheduler run inside this process.
     """
-    import uvicorn
-
-    from hub.api.app import create_app
-    from hub.embedded import EmbeddedWorkers
-    from hub.runtime import Runtime
-    from hub.store.migrate import upgrade
-
     s = settings()
     with hub_errors():
-        rt = Runtime.start(s)
-    upgrade(rt.ctx.engine)
+        rt = build_runtime(s)
+        upgrade(rt.ctx.engine)
+        sync_clients(rt.ctx)
     bootstrap_admin_token(rt.ctx)
-    app_ = create_app(rt.ctx)
-    app_.state.runtime = rt
+    app_ = create_app(rt)
     embedded = None if s.redis_url else EmbeddedWorkers(rt, threads=s.worker_threads)
     if embedded:
         embedded.start()
@@ -80,9 +78,6 @@ def bootstrap_admin_token(ctx: HubContext) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply database migrations."""
-    from hub.store.db import make_engine
-    from hub.store.migrate import current_revision, upgrade
-
     s = settings()
     engine = make_engine(s.database_url)
     upgrade(engine, revision)

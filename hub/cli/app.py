@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hub.context import HubContext
 from hub.errors import ConfigError, HubError
 from hub.logging import configure_logging
+from hub.runtime.process import Runtime
+from hub.runtime.root import build_context, build_runtime, sync_clients
+from hub.services.context import HubContext
 from hub.settings import Settings, get_settings
+from hub.store.migrate import upgrade
 
 app = typer.Typer(
     name="msphub",
@@ -52,12 +55,28 @@ def hub_errors() -> Iterator[None]:
 
 
 def context(*, migrate: bool = False) -> HubContext:
-    """Build the hub from settings, optionally bringing the database schema up to date."""
+    """The database services, optionally with the schema brought up to date and
+    ``config/clients.yaml`` applied."""
     s = settings()
     with hub_errors():
-        ctx = HubContext.build(s)
-    if migrate:
-        from hub.store.migrate import upgrade
-
-        upgrade(ctx.engine)
+        ctx = build_context(s)
+        if migrate:
+            upgrade(ctx.engine)
+            sync_clients(ctx)
     return ctx
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    """The whole hub for a command that changes runs: the notes it writes go to the
+    ticket (through the workers with Redis; right away in embedded mode, where no
+    worker runs in this process)."""
+    s = settings()
+    with hub_errors():
+        rt = build_runtime(s, notes="inline")
+        upgrade(rt.ctx.engine)
+        sync_clients(rt.ctx)
+    try:
+        yield rt
+    finally:
+        rt.stop()

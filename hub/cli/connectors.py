@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from connectors.base import ConnectorError, WebhookRegistrar, load_registry
 from hub.cli.app import app, context, fail, hub_errors, out, settings
-from hub.sources import Sources, configured_sources, redis_client_for
+from hub.runtime.root import configured_sources, redis_client_for
+from hub.services.sources import Sources
 from hub.store.models import InboxEvent, SourceCursor
 
 connectors_app = typer.Typer(help="PSA/RMM connectors and their instances.",

@@ -11,11 +11,33 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import uvicorn
 from rich.table import Table
 
+from connectors.base import build_connector, load_sandbox
+from hub.api.app import create_app
+from hub.cli.admin import create_demo_token
 from hub.cli.app import app, fail, hub_errors, out
+from hub.errors import StepLocked
+from hub.logging import configure_logging
+from hub.runtime.embedded import EmbeddedWorkers
+from hub.runtime.process import Runtime
+from hub.runtime.root import build_runtime, sync_clients
+from hub.services.runs import RunFilter, to_state
+from hub.services.sources import PollSettings, Source, Sources, SourceSpec
+from hub.settings import get_settings
+from hub.store.db import transaction
+from hub.store.migrate import upgrade
 
 SOURCE = "cw-sandbox"
+DEMO_CLIENTS = f"""\
+clients:
+  acme:
+    name: Acme Manufacturing
+    tags: [managed-services]
+    links:
+      - {{source: {SOURCE}, type: company, id: ACME}}
+"""
 TECHS = ("alice", "bob", "carol", "dan", "erin")
 
 
@@ -48,19 +70,6 @@ def demo(
     offboarding; technicians complete the steps; notes and the completion record land
     on the simulated ticket. Then it keeps running until Ctrl-C so you can look around.
     """
-    import uvicorn
-
-    from connectors.base import build_connector
-    from connectors.connectwise.sandbox import SandboxServer
-    from hub.api.app import create_app
-    from hub.cli.admin import create_demo_token
-    from hub.embedded import EmbeddedWorkers
-    from hub.logging import configure_logging
-    from hub.runtime import Runtime
-    from hub.settings import get_settings
-    from hub.sources import PollSettings, Source, Sources, SourceSpec
-    from hub.store.migrate import upgrade
-
     host = "127.0.0.1"
     if not _port_free(host, port):
         fail(f"port {port} is already in use; try `msphub demo --port {port + 1}`")
@@ -80,24 +89,30 @@ def demo(
                         ignore=shutil.ignore_patterns("connectors.yaml", "schedules.yaml"))
     else:
         config_dir.mkdir()
+    # the scenario's client, linked to the company the sandbox PSA is about to create
+    (config_dir / "clients.yaml").write_text(DEMO_CLIENTS, encoding="utf-8")
     settings = base.model_copy(update={
         "data_dir": data_dir, "database_url": f"sqlite:///{data_dir / 'msphub.db'}",
         "redis_url": None, "public_url": public_url, "host": host, "port": port,
         "config_dir": config_dir})
 
     out.print("[bold]msphub demo[/] — a ConnectWise PSA sandbox and the hub, on this machine\n")
-    sandbox = SandboxServer(port=sandbox_port).start()
+    sandbox_class = load_sandbox("connectwise")
+    if sandbox_class is None:
+        fail("the connectwise connector ships no sandbox")
+    sandbox: Any = sandbox_class(port=sandbox_port)  # type: ignore[call-arg]
+    sandbox.start()
     cw = sandbox.sandbox
     connector = build_connector("connectwise", SOURCE, sandbox.connector_config(page_size=1000))
     spec = SourceSpec(vendor="connectwise", completed_status="Completed",
                       poll=PollSettings(enabled=True, interval="30s"))
     sources = Sources({SOURCE: Source(SOURCE, spec, connector)})
     with hub_errors():
-        rt = Runtime.start(settings, sources=sources)
-    upgrade(rt.ctx.engine)
+        rt = build_runtime(settings, sources=sources)
+        upgrade(rt.ctx.engine)
+        sync_clients(rt.ctx)
     token = create_demo_token(rt.ctx)
-    api = create_app(rt.ctx)
-    api.state.runtime = rt
+    api = create_app(rt)
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_config=None,
                                            access_log=False))
     threading.Thread(target=server.run, name="msphub-api", daemon=True).start()
@@ -133,20 +148,16 @@ def demo(
         log_file.close()
 
 
-def _runs(rt: Any, playbook: str) -> list[Any]:
-    from hub.runs import RunFilter
-
+def _runs(rt: Runtime, playbook: str) -> list[Any]:
     with rt.ctx.sessions() as session:
-        return rt.ctx.runs.search(session, RunFilter(playbook=playbook))  # type: ignore[no-any-return]
+        return rt.ctx.runs.search(session, RunFilter(playbook=playbook))
 
 
 def _notes(cw: Any, ticket_id: int) -> list[dict[str, Any]]:
     return cw.notes(ticket_id)  # type: ignore[no-any-return]
 
 
-def _scenario(rt: Any, cw: Any) -> int:
-    from hub.store.db import transaction
-
+def _scenario(rt: Runtime, cw: Any) -> int:
     out.print("[bold]1.[/] ConnectWise: Acme Manufacturing signs a Managed Services agreement")
     company = cw.create_company("Acme Manufacturing", "ACME")
     cw.create_agreement(company["id"], "Acme — Managed Services", type="Managed Services",
@@ -171,8 +182,6 @@ def _scenario(rt: Any, cw: Any) -> int:
     todo = [s for s in state.steps if s.status.value != "not_applicable"]
     locked = next((s for s in todo if s.status.value == "locked"), None)
     if locked is not None:
-        from hub.errors import StepLocked
-
         try:
             with transaction(rt.ctx.sessions) as session:
                 rt.ctx.runs.complete(session, offboarding.id, locked.step_id, by="user:bob")
@@ -191,9 +200,7 @@ def _scenario(rt: Any, cw: Any) -> int:
     return ticket_id
 
 
-def _summary(rt: Any, cw: Any, ticket_id: int) -> None:
-    from hub.runs import RunFilter, to_state
-
+def _summary(rt: Runtime, cw: Any, ticket_id: int) -> None:
     out.print("\n[bold]Runs[/]")
     table = Table("run", "playbook", "client", "status", "progress")
     with rt.ctx.sessions() as session:

@@ -10,12 +10,12 @@ import typer
 from sqlalchemy import select
 
 from hub.cli.app import app, context, fail, out
+from hub.cli.mapping_files import app as mappings_app
+from hub.cli.mapping_files import describe_action
+from hub.config.mappings import load_rules
+from hub.core.mapping.replay import diff_actions
 from hub.errors import ConfigError
-from hub.inbox import to_event
-from hub.mapping.cli import app as mappings_app
-from hub.mapping.cli import describe_action
-from hub.mapping.loader import load_rules
-from hub.mapping.replay import diff_actions
+from hub.services.inbox import to_event
 from hub.store.models import InboxEvent
 
 app.add_typer(mappings_app, name="mappings")

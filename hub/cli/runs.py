@@ -8,9 +8,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from hub.checklists.engine import StepStatus, TicketRef
-from hub.cli.app import app, context, fail, hub_errors, out
-from hub.runs import RunFilter, to_state
+from hub.cli.app import app, context, fail, hub_errors, out, runtime
+from hub.core.checklists.engine import TicketRef
+from hub.core.states import StepStatus
+from hub.services.runs import RunFilter, to_state
 from hub.store.db import transaction
 
 runs_app = typer.Typer(help="Checklist runs.", no_args_is_help=True)
@@ -25,7 +26,7 @@ _STYLE = {
 
 @runs_app.command("list")
 def runs_list(
-    client: str = typer.Option(None, help="Client id."),
+    client: str = typer.Option(None, help="Hub client key."),
     playbook: str = typer.Option(None, help="Playbook id."),
     assignee: str = typer.Option(None, help="Runs with open steps for this technician."),
     status: str = typer.Option(None, help="active, completed or cancelled."),
@@ -100,7 +101,7 @@ def _parse_inputs(pairs: list[str] | None, raw_json: str | None) -> dict[str, An
 @runs_app.command("launch")
 def runs_launch(
     playbook: str = typer.Argument(..., help="Playbook id."),
-    client: str = typer.Option(..., help="Client id (as the PSA knows it)."),
+    client: str = typer.Option(..., help="Hub client key (msphub clients list)."),
     client_name: str = typer.Option(None, help="Client display name."),
     input_: list[str] = typer.Option(None, "--input", "-i", help="name=value (repeatable)."),
     inputs_json: str = typer.Option(None, help="Inputs as a JSON object."),
@@ -108,7 +109,6 @@ def runs_launch(
     actor: str = typer.Option("user:cli", help=ACTOR_HELP),
 ) -> None:
     """Launch a run of a playbook for a client."""
-    ctx = context(migrate=True)
     inputs = _parse_inputs(input_, inputs_json)
     ref = None
     if ticket:
@@ -116,9 +116,9 @@ def runs_launch(
             fail("--ticket takes source:id, e.g. cw-prod:1234")
         source, tid = ticket.split(":", 1)
         ref = TicketRef(source, tid)
-    with hub_errors(), transaction(ctx.sessions) as session:
-        row = ctx.runs.launch(session, playbook, client=client, client_name=client_name,
-                              inputs=inputs, by=actor, ticket=ref)
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        row = rt.ctx.runs.launch(session, playbook, client=client, client_name=client_name,
+                                 inputs=inputs, by=actor, ticket=ref)
         run_id = row.id
     out.print(f"launched run {run_id} ({playbook}) for {client}")
 
@@ -132,9 +132,9 @@ def runs_complete(
     actor: str = typer.Option("user:cli", help=ACTOR_HELP),
 ) -> None:
     """Complete a step (refused, naming the blockers, while it is locked)."""
-    ctx = context(migrate=True)
-    with hub_errors(), transaction(ctx.sessions) as session:
-        row = ctx.runs.complete(session, run_id, step, by=actor, evidence=evidence, note=note)
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        row = rt.ctx.runs.complete(session, run_id, step, by=actor, evidence=evidence,
+                                   note=note)
         status = row.status
     out.print(f"run {run_id}: step '{step}' done; run is {status}")
 
@@ -147,9 +147,9 @@ def runs_skip(
     actor: str = typer.Option("user:cli", help=ACTOR_HELP),
 ) -> None:
     """Skip a step with a reason, where the playbook allows it."""
-    ctx = context(migrate=True)
-    with hub_errors(), transaction(ctx.sessions) as session:
-        ctx.runs.skip(session, run_id, step, by=actor, reason=reason, may_skip_protected=True)
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        rt.ctx.runs.skip(session, run_id, step, by=actor, reason=reason,
+                         may_skip_protected=True)
     out.print(f"run {run_id}: step '{step}' skipped")
 
 
@@ -160,7 +160,6 @@ def runs_cancel(
     actor: str = typer.Option("user:cli", help=ACTOR_HELP),
 ) -> None:
     """Cancel an active run."""
-    ctx = context(migrate=True)
-    with hub_errors(), transaction(ctx.sessions) as session:
-        ctx.runs.cancel(session, run_id, by=actor, reason=reason)
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        rt.ctx.runs.cancel(session, run_id, by=actor, reason=reason)
     out.print(f"run {run_id} cancelled")

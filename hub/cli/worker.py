@@ -6,10 +6,15 @@ import signal
 import threading
 from datetime import timedelta
 
+import dramatiq
 import typer
 from rich.table import Table
 
 from hub.cli.app import app, context, fail, hub_errors, out, settings
+from hub.runtime.periodic import Scheduler, requeue_unfinished
+from hub.runtime.root import build_runtime, sync_clients
+from hub.services.deadletters import list_dead, revive
+from hub.store.migrate import upgrade
 
 deadletters_app = typer.Typer(help="Events and notes whose last attempt failed.",
                               no_args_is_help=True)
@@ -35,20 +40,14 @@ def worker(
 
     Run any number of these, on any machine, against the same Redis and database.
     """
-    import dramatiq
-
-    from hub.periodic import requeue_unfinished
-    from hub.runtime import Runtime
-
     s = settings()
     if not s.redis_url:
         fail("MSPHUB_REDIS_URL is not set: without Redis, `msphub serve` runs the workers "
              "in-process")
     with hub_errors():
-        rt = Runtime.start(s)
-    from hub.store.migrate import upgrade
-
-    upgrade(rt.ctx.engine)
+        rt = build_runtime(s)
+        upgrade(rt.ctx.engine)
+        sync_clients(rt.ctx)
     stop = _stop_on_signals()
     # 100 ms consumer timeout: lower queueing latency for ~5 % of a core while idle
     w = dramatiq.Worker(rt.broker, worker_threads=threads or s.worker_threads,
@@ -65,14 +64,11 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Send periodic jobs and polls on time (one per deployment; needs Redis)."""
-    from hub.periodic import Scheduler
-    from hub.runtime import Runtime
-
     s = settings()
     if not s.redis_url:
         fail("MSPHUB_REDIS_URL is not set: without Redis, `msphub serve` runs the scheduler")
     with hub_errors():
-        rt = Runtime.start(s)
+        rt = build_runtime(s)
     Scheduler(rt).run_forever(_stop_on_signals())
     rt.stop()
 
@@ -80,8 +76,6 @@ def scheduler() -> None:
 @deadletters_app.command("list")
 def deadletters_list() -> None:
     """List parked events and notes with their last error."""
-    from hub.deadletters import list_dead
-
     ctx = context(migrate=True)
     items = list_dead(ctx)
     if not items:
@@ -100,19 +94,17 @@ def deadletters_retry(
     item_id: int = typer.Argument(...),
 ) -> None:
     """Put one parked item back in the queue."""
-    from hub.deadletters import revive
-    from hub.runtime import Runtime
-
     if kind not in ("event", "note"):
         fail("kind must be 'event' or 'note'")
     s = settings()
     with hub_errors():
-        rt = Runtime.start(s)
+        rt = build_runtime(s)
     if not revive(rt.ctx, kind, item_id):
         fail(f"{kind} {item_id} is not a dead letter")
-    from hub.actors import deliver_outbox_item, process_inbox_item
-
-    (process_inbox_item if kind == "event" else deliver_outbox_item).send(item_id)
+    if kind == "event":
+        rt.dispatch.event(item_id)
+    else:
+        rt.dispatch.notes([item_id])
     if not s.redis_url:
         out.print(f"{kind} {item_id} is pending again; the running hub picks it up within "
                   "a minute")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.checklists.engine import Fact
+from hub.core.checklists.engine import Fact
 from hub.store.db import insert_ignore
 from hub.store.models import AuditEntry, AuditHead
 

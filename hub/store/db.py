@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -77,8 +78,6 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def insert_ignore_stmt(session: Session, model: Any, values: dict[str, Any],
                        conflict: list[str]) -> Any:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING`` for this session's dialect."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)

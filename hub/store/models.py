@@ -1,11 +1,11 @@
-"""SQLAlchemy 2 models: clients, playbook versions, runs, steps, audit entries, API tokens."""
+"""SQLAlchemy 2 models: clients and links, playbook versions, runs, steps, audit, tokens, inbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hub.store.types import JSONType, UTCDateTime
@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 
 class Client(Base):
-    """An MSP's customer, keyed by the id the PSA/RMM uses for it."""
+    """An MSP's customer in the hub's own key space (``acme``), whatever each tool calls it."""
 
     __tablename__ = "clients"
 
@@ -24,6 +24,36 @@ class Client(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)
     name: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    calendar: Mapped[str | None] = mapped_column(String(100))  # a calendars.yaml name
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # made automatically for an unlinked vendor client (only when the deployment opts in)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    links: Mapped[list[ClientLink]] = relationship(
+        back_populates="client", lazy="selectin", order_by="ClientLink.id",
+        cascade="all, delete-orphan")
+
+
+class ClientLink(Base):
+    """One vendor record that is this client: a PSA company, an RMM site or organization."""
+
+    __tablename__ = "client_links"
+    __table_args__ = (
+        # a vendor record belongs to at most one hub client
+        UniqueConstraint("source", "object_type", "vendor_id", name="uq_client_link"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    source: Mapped[str] = mapped_column(String(100))  # connector instance name
+    object_type: Mapped[str] = mapped_column(String(30))  # company | site | organization …
+    vendor_id: Mapped[str] = mapped_column(String(200))
+    vendor_name: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(200))  # config | user:… | migration
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    client: Mapped[Client] = relationship(back_populates="links")
 
 
 class PlaybookVersion(Base):
@@ -168,8 +198,11 @@ class InboxEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     via: Mapped[str] = mapped_column(String(20))  # webhook | poll | replay | api
+    # the vendor's client as the event named it, and the hub client it resolved to
     client_key: Mapped[str | None] = mapped_column(String(200))
     client_name: Mapped[str | None] = mapped_column(String(300))
+    client_type: Mapped[str | None] = mapped_column(String(30))
+    hub_client: Mapped[str | None] = mapped_column(String(200), index=True)
     subject_type: Mapped[str | None] = mapped_column(String(30))
     subject_id: Mapped[str | None] = mapped_column(String(100))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)

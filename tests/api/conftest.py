@@ -14,11 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.api import create_app
-from hub.context import HubContext
+from hub.runtime.process import Runtime
+from hub.runtime.root import build_runtime
+from hub.services.context import HubContext
+from hub.services.sources import Sources
+from hub.services.tokens import Role, create_token
 from hub.settings import Settings
 from hub.store.db import make_engine, transaction
 from hub.store.migrate import upgrade
-from hub.tokens import Role, create_token
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,9 +55,14 @@ class Api:
     """A running app with its hub, clock and a token per role."""
 
     http: TestClient
-    ctx: HubContext
+    rt: Runtime
     clock: Clock
     tokens: dict[Role, str] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> HubContext:
+        """The hub's services."""
+        return self.rt.ctx
 
     def auth(self, role: Role) -> dict[str, str]:
         """The Authorization header of the token holding ``role``."""
@@ -98,8 +106,9 @@ def make_api(db_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
         engine = make_engine(db_url)
         upgrade(engine)
         clock = Clock(START)
-        ctx = HubContext.build(settings, clock=clock, engine=engine)
-        api = Api(http=TestClient(create_app(ctx)), ctx=ctx, clock=clock)
+        rt = build_runtime(settings, clock=clock, engine=engine, sources=Sources())
+        ctx = rt.ctx
+        api = Api(http=TestClient(create_app(rt)), rt=rt, clock=clock)
         if built:  # a second app over the same database shares the tokens
             api.tokens = built[0].tokens
         else:

@@ -6,7 +6,7 @@ import itertools
 
 from sqlalchemy import text
 
-from hub.tokens import Role
+from hub.services.tokens import Role
 from tests.api.conftest import Api
 
 

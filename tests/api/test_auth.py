@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from hub.services.tokens import Role, revoke_token
 from hub.store.db import transaction
 from hub.store.models import ApiToken, AuditEntry
-from hub.tokens import Role, revoke_token
 from tests.api.conftest import START, TOKEN_NAMES, Api
 
 ROLES = [Role.VIEWER, Role.TECHNICIAN, Role.MANAGER, Role.ADMIN]

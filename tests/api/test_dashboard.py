@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.tokens import Role
+from hub.services.tokens import Role
 from tests.api.conftest import Api
 
 XSS = "<script>alert('pwned')</script>"

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
 from hub.api import create_app
+from hub.services.tokens import Role
 from hub.store.db import make_engine
-from hub.tokens import Role
 from tests.api.conftest import Api
 
 
@@ -37,7 +37,7 @@ def test_healthz_is_503_when_the_database_is_down(api: Api, tmp_path: Path) -> N
     """An unreachable database gives 503 (and no 500)."""
     # Given an app whose database cannot be opened
     dead = make_engine(f"sqlite:///file:{tmp_path}/missing/dir/x.db?mode=ro&uri=true")
-    app = create_app(dataclasses.replace(api.ctx, engine=dead))
+    app = create_app(dataclasses.replace(api.rt, ctx=dataclasses.replace(api.ctx, engine=dead)))
     # When /healthz is called, then it says the database is unreachable
     with TestClient(app) as http:
         response = http.get("/healthz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.tokens import Role
+from hub.services.tokens import Role
 from tests.api.conftest import Api
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hub.tokens import Role
+from hub.services.tokens import Role
 from tests.api.conftest import OFFBOARDING_INPUTS, Api
 
 GOOD = {"playbook": "user-offboarding", "client": "ACME", "inputs": OFFBOARDING_INPUTS}

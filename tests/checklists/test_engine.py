@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hub.checklists import engine
-from hub.checklists.engine import (
+from hub.core.checklists import engine
+from hub.core.checklists.engine import (
     Fact,
     NoteIntent,
     Outcome,
@@ -20,7 +20,7 @@ from hub.checklists.engine import (
     StepStatus,
     TicketRef,
 )
-from hub.checklists.schema import Playbook, Step
+from hub.core.checklists.schema import Playbook, Step
 from hub.errors import NotAllowed, NotFound, StepLocked
 
 T0 = datetime(2025, 6, 13, 14, 0, tzinfo=UTC)

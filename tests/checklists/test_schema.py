@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from hub.checklists.loader import check_files, load_library, parse_playbook
-from hub.checklists.schema import Playbook, coerce_inputs, playbook_json_schema
+from hub.config.playbooks import check_files, load_library, parse_playbook
+from hub.core.checklists.schema import Playbook, coerce_inputs, playbook_json_schema
 from hub.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli.app import app
-from hub.events import Event
-from hub.inbox import add_events
+from hub.core.events import Event
+from hub.services.inbox import add_events
 from hub.settings import Settings, get_settings
 from hub.store.db import make_engine, make_sessionmaker, transaction
 from hub.store.migrate import upgrade

@@ -33,7 +33,7 @@ from connectors.base import (
 from connectors.connectwise import ConnectWiseConnector
 from connectors.connectwise.sandbox import SandboxServer
 from connectors.webhook import WebhookConnector
-from hub.events import Event, EventKind
+from hub.core.events import Event, EventKind
 
 
 class _EntryPoint:

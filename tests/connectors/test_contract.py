@@ -25,7 +25,7 @@ from connectors.base import (
     load_sandbox,
     missing_capabilities,
 )
-from hub.events import EventKind
+from hub.core.events import EventKind
 
 VENDORS = sorted(load_registry())
 SANDBOXED = [v for v in VENDORS if load_sandbox(v) is not None]

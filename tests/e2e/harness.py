@@ -292,6 +292,8 @@ class HubOptions:
     poll: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     timeout_seconds: float = 10.0
     completed_status: str | None = None
+    # hub client key → the sandbox company identifiers linked to it (config/clients.yaml)
+    clients: dict[str, list[str]] = field(default_factory=lambda: {"acme": ["ACME"]})
 
 
 @dataclass
@@ -382,6 +384,10 @@ class Hub:
         # JSON is YAML: no quoting surprises for URLs or ${ENV} references
         (config / "connectors.yaml").write_text(json.dumps({"sources": {SOURCE: source}},
                                                            indent=2))
+        clients = {key: {"links": [{"source": SOURCE, "type": "company", "id": ident}
+                                   for ident in idents]}
+                   for key, idents in self.options.clients.items()}
+        (config / "clients.yaml").write_text(json.dumps({"clients": clients}, indent=2))
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MSPHUB_")}

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from hub.checklists.loader import LoadedPlaybook, PlaybookLibrary
-from hub.checklists.schema import Playbook
-from hub.events import ClientRef, Event, EventKind, SubjectRef
-from hub.mapping.engine import RuleSet
-from hub.mapping.loader import parse_rules
+from hub.config.mappings import parse_rules
+from hub.config.playbooks import LoadedPlaybook, PlaybookLibrary
+from hub.core.checklists.schema import Playbook
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef
+from hub.core.mapping.engine import RuleSet
 
 
 def _playbook(data: dict[str, Any]) -> LoadedPlaybook:

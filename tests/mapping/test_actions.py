@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
+from hub.core.mapping.actions import Cancel, Comment, Launch, Tick, action_to_dict
+from hub.core.mapping.engine import RuleSet, evaluate, explain
 from hub.errors import MappingError
-from hub.mapping.actions import Cancel, Comment, Launch, Tick, action_to_dict
-from hub.mapping.engine import RuleSet, evaluate, explain
 
 from .conftest import RulesFactory, make_event
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.mapping.engine import explain
+from hub.core.mapping.engine import explain
 
 from .conftest import build_rules, make_event
 

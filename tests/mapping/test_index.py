@@ -6,10 +6,10 @@ from itertools import cycle, islice
 
 import pytest
 
-from hub.conditions import parse_condition
-from hub.events import EventKind
-from hub.mapping.engine import ANY_SOURCE, CompiledRule, RuleSet, explain
-from hub.mapping.schema import Rule
+from hub.core.conditions import parse_condition
+from hub.core.events import EventKind
+from hub.core.mapping.engine import ANY_SOURCE, CompiledRule, RuleSet, explain
+from hub.core.mapping.schema import Rule
 
 from .conftest import make_event
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.checklists.loader import PlaybookLibrary
+from hub.config.mappings import check_rules, load_rules
+from hub.config.playbooks import PlaybookLibrary
+from hub.core.events import EventKind
 from hub.errors import ConfigError
-from hub.events import EventKind
-from hub.mapping.loader import check_rules, load_rules
 
 GOOD = """\
 rules:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from hub.checklists.loader import PlaybookLibrary
+from hub.config.live_rules import RuleHolder, fingerprint
+from hub.config.playbooks import PlaybookLibrary
 from hub.errors import ConfigError
-from hub.mapping.reloader import RuleHolder, fingerprint
 
 from .conftest import make_library
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub.mapping.actions import Launch, Tick
-from hub.mapping.replay import diff_actions
+from hub.core.mapping.actions import Launch, Tick
+from hub.core.mapping.replay import diff_actions
 
 from .conftest import RulesFactory, make_event
 

@@ -11,14 +11,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hub.checklists.loader import PlaybookLibrary, load_library
-from hub.checklists.schema import coerce_inputs
-from hub.events import Event
-from hub.mapping.actions import Launch, action_to_dict
-from hub.mapping.engine import RuleSet, explain
-from hub.mapping.loader import check_rules, load_rules
-from hub.mapping.schema import mapping_json_schema
-from hub.yamlio import read_yaml
+from hub.config.mappings import check_rules, load_rules
+from hub.config.playbooks import PlaybookLibrary, load_library
+from hub.config.yamlio import read_yaml
+from hub.core.checklists.schema import coerce_inputs
+from hub.core.events import Event
+from hub.core.mapping.actions import Launch, action_to_dict
+from hub.core.mapping.engine import RuleSet, explain
+from hub.core.mapping.schema import mapping_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPINGS = REPO / "mappings"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hub.core.mapping.engine import evaluate, explain
+from hub.core.mapping.templates import TemplateRenderError, compile_template, render
 from hub.errors import MappingError
-from hub.mapping.engine import evaluate, explain
-from hub.mapping.templates import TemplateRenderError, compile_template, render
 
 from .conftest import RulesFactory, make_event
 

@@ -11,7 +11,8 @@ import pytest
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
-from hub.runtime import Runtime, make_broker
+from hub.runtime.process import Runtime
+from hub.runtime.root import build_runtime, sync_clients
 from hub.settings import Settings
 from hub.store.migrate import upgrade
 from tests.pipeline.fakes import FakePSA, sources_with
@@ -50,6 +51,17 @@ rules:
       reason: "leaver request withdrawn"
 """
 
+# the vendor records the tests' events name, linked to hub clients
+CLIENTS = """\
+clients:
+  ACME:
+    name: Acme Corp
+    tags: [managed-services]
+    links:
+      - {source: psa, type: company, id: ACME}
+      - {source: webhook, type: company, id: ACME}
+"""
+
 
 class Clock:
     """A controllable clock."""
@@ -78,6 +90,7 @@ def hub_settings(tmp_path: Path, db_url: str) -> Settings:
     mappings = tmp_path / "mappings"
     mappings.mkdir()
     (mappings / "rules.yaml").write_text(MAPPINGS)
+    (tmp_path / "config" / "clients.yaml").write_text(CLIENTS)
     return Settings(database_url=db_url, data_dir=tmp_path / "data",
                     playbooks_dir=tmp_path / "playbooks", config_dir=tmp_path / "config",
                     mappings_dir=mappings, public_url="http://hub.test", redis_url=None)
@@ -91,23 +104,18 @@ def psa() -> FakePSA:
 @pytest.fixture
 def runtime(hub_settings: Settings, psa: FakePSA, clock: Clock) -> Iterator[Runtime]:
     """A runtime on an in-process stub broker with the fake PSA as the only source."""
-    from hub.context import HubContext
-    from hub.notes import OutboxSink
-
-    ctx = HubContext.build(hub_settings, clock=clock, notes=OutboxSink(hub_settings.public_url))
-    upgrade(ctx.engine)
-    broker = make_broker(None)
+    rt = build_runtime(hub_settings, clock=clock, sources=sources_with(psa))
+    broker = rt.broker
     assert isinstance(broker, StubBroker)
-    rt = Runtime.start(hub_settings, broker=broker, ctx=ctx, sources=sources_with(psa))
-    from hub import actors
-
+    upgrade(rt.ctx.engine)
+    sync_clients(rt.ctx)
     # test speed: retry quickly instead of the production backoff
-    for actor in actors.ACTORS:
+    for name in broker.get_declared_actors():
+        actor = broker.get_actor(name)
         actor.options["min_backoff"] = 5
         actor.options["max_backoff"] = 20
     yield rt
     rt.stop()
-    ctx.engine.dispose()
 
 
 @pytest.fixture

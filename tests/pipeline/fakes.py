@@ -16,8 +16,8 @@ from connectors.base import (
     TransientError,
     WebhookRequest,
 )
-from hub.events import Event, SubjectRef
-from hub.sources import Source, Sources, SourceSpec
+from hub.core.events import Event, SubjectRef
+from hub.services.sources import Source, Sources, SourceSpec
 
 
 class FakeConfig(BaseModel):

@@ -15,11 +15,11 @@ from sqlalchemy import func, select, update
 from connectors.base import build_connector
 from connectors.webhook.connector import signature
 from hub.api.app import create_app
-from hub.runtime import Runtime
-from hub.sources import Source, SourceSpec
+from hub.runtime.process import Runtime
+from hub.services.sources import Source, SourceSpec
+from hub.services.tokens import Role, create_token
 from hub.store.db import transaction
 from hub.store.models import InboxEvent, OutboxNote, Run
-from hub.tokens import Role, create_token
 from tests.pipeline.conftest import Clock, drain
 from tests.pipeline.fakes import FakePSA
 
@@ -31,9 +31,7 @@ def client(runtime: Runtime) -> TestClient:
     """The API with the runtime attached and a generic `tools` webhook source added."""
     tools = build_connector("webhook", "tools", {"secret": SECRET})
     runtime.sources.items["tools"] = Source("tools", SourceSpec(vendor="webhook"), tools)
-    app = create_app(runtime.ctx)
-    app.state.runtime = runtime
-    return TestClient(app)
+    return TestClient(create_app(runtime))
 
 
 def admin_headers(rt: Runtime) -> dict[str, str]:
@@ -129,7 +127,7 @@ def test_events_api_needs_a_token_and_admin_for_replay(client: TestClient,
 
 def launch_offboarding(rt: Runtime, *, notes: str = "each") -> int:
     with transaction(rt.ctx.sessions) as s:
-        from hub.checklists.engine import TicketRef
+        from hub.core.checklists.engine import TicketRef
 
         run = rt.ctx.runs.launch(s, "user-offboarding", client="ACME",
                                  inputs={"leaver_name": "Sam Lee"}, by="user:manager",
@@ -140,7 +138,7 @@ def launch_offboarding(rt: Runtime, *, notes: str = "each") -> int:
 def test_overdue_steps_get_one_note_each(runtime: Runtime, worker: Worker, psa: FakePSA,
                                          clock: Clock) -> None:
     """Past the 4-hour deadline, each late step is noted once, and only once."""
-    from hub.periodic import run as run_job
+    from hub.runtime.periodic import run as run_job
 
     launch_offboarding(runtime)
     drain(runtime, worker)
@@ -161,7 +159,7 @@ def test_overdue_steps_get_one_note_each(runtime: Runtime, worker: Worker, psa: 
 def test_digest_mode_folds_step_notes_into_one(runtime: Runtime, worker: Worker,
                                                psa: FakePSA) -> None:
     """With notes: digest, step completions are held and sent as one digest note."""
-    from hub.periodic import run as run_job
+    from hub.runtime.periodic import run as run_job
 
     run_id = launch_offboarding(runtime, notes="digest")
     for step_id in ("confirm-leaver", "disable-sign-in", "reset-password"):
@@ -186,9 +184,9 @@ def test_deadletters_cli_lists_and_retries(runtime: Runtime, worker: Worker, psa
     launch_offboarding(runtime)
     with transaction(runtime.ctx.sessions) as s:
         s.execute(update(OutboxNote).values(status="dead", last_error="TransientError: down"))
-    monkeypatch.setattr(Runtime, "start", classmethod(lambda cls, *a, **k: runtime))
-    monkeypatch.setattr(Runtime, "stop", lambda self: None)
     worker_cli = importlib.import_module("hub.cli.worker")
+    monkeypatch.setattr(worker_cli, "build_runtime", lambda *a, **k: runtime)
+    monkeypatch.setattr(Runtime, "stop", lambda self: None)
     monkeypatch.setattr(worker_cli, "context", lambda migrate=False: runtime.ctx)
     runner = CliRunner()
     listed = runner.invoke(app, ["deadletters", "list"], env={"COLUMNS": "200"})

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from connectors.base import TransientError
-from hub import writeback
-from hub.actors import deliver_outbox_item, process_inbox_item
-from hub.runtime import Runtime
+from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT
+from hub.runtime.process import Runtime
+from hub.services import writeback
+from hub.services.intake import WebhookError, receive
 from hub.store.db import transaction
 from hub.store.models import InboxEvent, OutboxNote, Run
-from hub.webhooks import WebhookError, receive
 from tests.pipeline.conftest import Clock, drain
 from tests.pipeline.fakes import FakePSA
 
@@ -45,7 +45,7 @@ def post(rt: Runtime, body: dict[str, Any] | bytes, source: str = "psa") -> int:
     except WebhookError as exc:
         return exc.status
     for event_id in got.new_ids:
-        process_inbox_item.send(event_id)
+        rt.dispatch.event(event_id)
     return got.status
 
 
@@ -121,7 +121,7 @@ def test_completing_the_run_posts_progress_and_the_evidence_record(
     with runtime.ctx.sessions() as s:
         run_id = s.execute(select(Run.id)).scalar_one()
     # When a technician completes every applicable step in order
-    from hub.pipeline import track_new_notes  # noqa: F401  (notes dispatched below)
+    from hub.services.pipeline import track_new_notes  # noqa: F401  (notes dispatched below)
 
     with transaction(runtime.ctx.sessions) as s:
         run = runtime.ctx.runs.load(s, run_id)
@@ -134,7 +134,7 @@ def test_completing_the_run_posts_progress_and_the_evidence_record(
         pending = s.execute(select(OutboxNote.id).where(OutboxNote.status == "pending")
                             ).scalars().all()
     for note_id in pending:
-        deliver_outbox_item.send(note_id)
+        runtime.dispatch.notes([note_id])
     drain(runtime, worker)
     # Then the ticket has the launch note, one per step, and the completion record
     texts = [n["text"] for n in psa.notes["T-100"]]
@@ -151,7 +151,7 @@ def test_psa_500_then_timeout_receives_exactly_one_copy(runtime: Runtime,
                                                         psa: FakePSA) -> None:
     """A note the PSA stored but answered 500 for, then timed out on, is not posted again."""
     post(runtime, leaver_event())  # queued, not processed: no worker in this test
-    process_inbox_item.fn(1)  # process directly (no broker)
+    runtime.broker.get_actor(PROCESS_EVENT).fn(1)  # process directly (no broker)
     with runtime.ctx.sessions() as s:
         note_id = s.execute(select(OutboxNote.id)).scalar_one()
     # Given a PSA that stores the note but answers 500, and then times out
@@ -194,9 +194,9 @@ def alert(alert_id: str, category: str = "backup") -> dict[str, Any]:
 def test_evidence_for_a_locked_step_ticks_it_when_it_opens(runtime: Runtime, psa: FakePSA,
                                                             clock: Clock) -> None:
     """A backup alert for a still-locked step is kept and ticks it once its blockers finish."""
-    from hub.events import Event
-    from hub.inbox import add_events
-    from hub.pipeline import process_event
+    from hub.core.events import Event
+    from hub.services.inbox import add_events
+    from hub.services.pipeline import process_event
 
     ctx = runtime.ctx
     with transaction(ctx.sessions) as s:
@@ -215,7 +215,7 @@ def test_evidence_for_a_locked_step_ticks_it_when_it_opens(runtime: Runtime, psa
     # Then finishing its prerequisites (and theirs) ticks it with the alert as evidence
     with transaction(ctx.sessions) as s:
         state = ctx.runs.get(s, run_id)
-    from hub.checklists.engine import blockers as find_blockers
+    from hub.core.checklists.engine import blockers as find_blockers
 
     playbook = ctx.playbooks().get("client-onboarding")
     for _ in range(40):
@@ -275,8 +275,9 @@ def test_broken_mapping_dropped_in_keeps_old_rules(runtime: Runtime, worker: Wor
 def test_dead_letter_after_last_attempt_and_retry(runtime: Runtime, worker: Worker,
                                                   psa: FakePSA) -> None:
     """A note that keeps failing is parked as a dead letter; retry delivers it."""
-    from hub.deadletters import list_dead, revive
+    from hub.services.deadletters import list_dead, revive
 
+    deliver_outbox_item = runtime.broker.get_actor(DELIVER_NOTE)
     deliver_outbox_item.options["max_retries"] = 2
     try:
         psa.fail_next = ["down"] * 3
@@ -286,7 +287,7 @@ def test_dead_letter_after_last_attempt_and_retry(runtime: Runtime, worker: Work
         assert [(d.kind, d.attempts) for d in dead] == [("note", 3)]
         assert "PSA unavailable" in (dead[0].error or "")
         assert revive(runtime.ctx, "note", dead[0].id)
-        deliver_outbox_item.send(dead[0].id)
+        runtime.dispatch.notes([dead[0].id])
         drain(runtime, worker, fail_fast=False)  # the stub keeps the earlier dead message
         assert list_dead(runtime.ctx) == []
         assert len(psa.notes["T-100"]) == 1
@@ -296,8 +297,7 @@ def test_dead_letter_after_last_attempt_and_retry(runtime: Runtime, worker: Work
 
 def test_polls_of_one_stream_never_overlap(runtime: Runtime) -> None:
     """While one poll of (source, stream) holds the lock, a second one is skipped."""
-    from hub.actors import poll_source
-
+    poll_source = runtime.broker.get_actor(POLL_SOURCE)
     calls: list[str] = []
     runtime.sources.get("psa").connector.poll = (  # type: ignore[union-attr]
         lambda stream, cursor: calls.append(stream) or iter(()))

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from hub.core.recurrence import ScheduleRule
 from hub.errors import ConfigError
-from hub.runtime import Runtime
-from hub.schedule_rule import ScheduleRule
-from hub.schedules import load_schedules
+from hub.runtime.process import Runtime
+from hub.services.scheduled_launches import load_schedules
 from hub.store.models import Run
 from tests.pipeline.conftest import Clock
 
@@ -74,7 +74,7 @@ def test_schedule_file_errors_name_file_and_line(tmp_path: Path, text: str, line
 def test_each_occurrence_launches_once_per_client(runtime: Runtime, clock: Clock) -> None:
     """The job launches this month's maintenance for each listed client, once; next
     month it launches again."""
-    from hub.periodic import run as run_job
+    from hub.runtime.periodic import run as run_job
 
     (runtime.ctx.settings.config_dir / "schedules.yaml").write_text(
         "schedules:\n  - playbook: monthly-maintenance\n    clients: [ACME, '19300']\n"
@@ -114,7 +114,7 @@ def test_a_broken_schedule_edit_keeps_the_last_good_list(runtime: Runtime) -> No
 
 def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     """The commented example in config/schedules.yaml loads once uncommented."""
-    from hub.checklists.loader import load_library
+    from hub.config.playbooks import load_library
 
     repo = Path(__file__).resolve().parents[2]
     text = (repo / "config" / "schedules.yaml").read_text()

@@ -11,7 +11,8 @@ from textwrap import dedent
 import pytest
 from sqlalchemy.engine import Engine
 
-from hub.context import HubContext
+from hub.runtime.root import build_context
+from hub.services.context import HubContext
 from hub.settings import Settings
 from hub.store.db import make_engine
 from hub.store.migrate import upgrade
@@ -98,7 +99,7 @@ class Hub:
 
     def rebuild(self) -> HubContext:
         """A new context on the same database (nothing cached in memory)."""
-        return HubContext.build(self.settings, clock=self.clock, engine=self.ctx.engine)
+        return build_context(self.settings, clock=self.clock, engine=self.ctx.engine)
 
 
 def hub_settings(db_url: str, tmp_path: Path) -> Settings:
@@ -137,7 +138,7 @@ def clock() -> Clock:
 def hub(db_url: str, tmp_path: Path, clock: Clock, migrated_engine: Engine) -> Hub:
     """The hub wired over the migrated test database with a frozen, movable clock."""
     settings = hub_settings(db_url, tmp_path)
-    ctx = HubContext.build(settings, clock=clock, engine=migrated_engine)
+    ctx = build_context(settings, clock=clock, engine=migrated_engine)
     return Hub(ctx=ctx, clock=clock, playbooks_dir=settings.playbooks_dir, settings=settings)
 
 

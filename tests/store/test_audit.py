@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.checklists.engine import Fact
+from hub.core.checklists.engine import Fact
 from hub.store import audit
 from hub.store.audit import GENESIS, VerifyResult, entry_hash
 from hub.store.db import make_sessionmaker, transaction

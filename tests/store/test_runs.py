@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from hub.calendars import DueRule, due_at
-from hub.checklists.engine import RunStatus, StepStatus, TicketRef
-from hub.context import HubContext
+from hub.core.calendars import DueRule, due_at
+from hub.core.checklists.engine import TicketRef
+from hub.core.states import RunStatus, StepStatus
 from hub.errors import NotAllowed, NotFound, StepLocked
-from hub.runs import RunFilter
+from hub.services.context import HubContext
+from hub.services.runs import RunFilter
 from hub.store import audit
 from hub.store.db import transaction
 from hub.store.models import AuditEntry, Client, PlaybookVersion, Run
@@ -177,7 +178,7 @@ def test_due_dates_use_the_clients_calendar_across_the_weekend(
     with hub.ctx.sessions() as session:
         state = hub.ctx.runs.get(session, run_id)
     due = {s.step_id: s.due_at for s in state.steps}
-    # Then every due date is what hub.calendars computes for that calendar
+    # Then every due date is what hub.core.calendars computes for that calendar
     cal = hub.ctx.calendars[calendar]
     rules = {"intake": "8 business hours", "build-laptop": "3 business days",
              "review": "2 days", "handover": "4h"}

@@ -27,7 +27,7 @@ from connectors.connectwise import ConnectWiseConnector
 from connectors.connectwise.events import callback_events, parse_callback
 from connectors.connectwise.signing import key_url_allowed, sign
 from connectors.http import RetryPolicy
-from hub.events import EventKind, SubjectRef
+from hub.core.events import EventKind, SubjectRef
 
 from .conftest import (
     API,

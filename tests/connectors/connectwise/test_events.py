@@ -15,7 +15,7 @@ from connectors.connectwise.events import (
     parse_time,
     record_events,
 )
-from hub.events import ClientRef, Event, EventKind, SubjectRef
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 from .conftest import fixture_bytes, load_fixture
 

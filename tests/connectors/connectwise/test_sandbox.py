@@ -20,7 +20,7 @@ from connectors.connectwise.sandbox import SandboxServer
 from connectors.connectwise.signing import sign
 from connectors.http import RetryPolicy
 from connectors.loopback import LoopbackServer
-from hub.events import EventKind, SubjectRef
+from hub.core.events import EventKind, SubjectRef
 
 from .spec_check import SpecChecker, load_spec
 

@@ -11,7 +11,7 @@ import respx
 from connectors.base import Cursor, WebhookRequest
 from connectors.connectwise import ConnectWiseConnector
 from connectors.connectwise.signing import sign
-from hub.events import SubjectRef
+from hub.core.events import SubjectRef
 
 from .conftest import API, HOOK_URL, SECRET, fixture_bytes, load_fixture
 from .spec_check import NOT_IN_2015_SPEC, SpecChecker, load_spec

@@ -16,7 +16,7 @@ from connectors.base import (
     build_connector,
 )
 from connectors.webhook import WebhookConfig, WebhookConnector, signature, signed_headers
-from hub.events import ClientRef, Event, EventKind, SubjectRef
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 SECRET = "shared-secret-0123456789"
 NOW = 1_714_564_800  # 2024-05-01T12:00:00Z

@@ -1,0 +1,256 @@
+"""A small closed condition language shared by mapping rules (``if``) and playbook steps (``when``).
+
+Written in YAML as a mapping of dotted field paths to tests; every entry must hold::
+
+    ticket.type: Leaver                       # equality
+    ticket.board: {in: [Service Desk, HR]}    # any of
+    ticket.summary: {matches: "(?i)leaver"}   # regular expression (search)
+    ticket.priority: {gte: 2, lt: 5}          # several operators: all must hold
+    ticket.contact.email: {exists: true}
+    any: [{ticket.type: Leaver}, {ticket.subType: Leaver}]
+    all: [...]
+    not: {ticket.status: Closed}
+
+Operators: eq, ne, in, not_in, matches, exists, gt, gte, lt, lte; combinators any, all, not.
+Nothing is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from hub.core.events import lookup
+
+Op = Literal["eq", "ne", "in", "not_in", "matches", "exists", "gt", "gte", "lt", "lte"]
+OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "in", "not_in", "matches", "exists", "gt", "gte", "lt", "lte",
+)
+COMBINATORS: tuple[str, ...] = ("any", "all", "not")
+
+
+class ConditionSyntaxError(ValueError):
+    """A condition is malformed; ``loc`` is the path inside the condition."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class FieldTest:
+    """One operator applied to one field."""
+
+    path: str
+    op: str
+    value: Any
+    pattern: re.Pattern[str] | None = None
+
+    def describe(self) -> str:
+        """Readable form, e.g. ``ticket.type == 'Leaver'``."""
+        symbol = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+        if self.op in symbol:
+            return f"{self.path} {symbol[self.op]} {self.value!r}"
+        return f"{self.path} {self.op} {self.value!r}"
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+Condition = FieldTest | AllOf | AnyOf | Not
+TRUE = AllOf(())
+
+
+def parse_condition(spec: Any, loc: tuple[str | int, ...] = ()) -> Condition:
+    """Compile a YAML condition into a condition tree.
+
+    Raises:
+        ConditionSyntaxError: unknown operator, bad regex, wrong value type; ``loc`` says where.
+    """
+    if spec is None:
+        return TRUE
+    if not isinstance(spec, dict):
+        raise ConditionSyntaxError("a condition must be a mapping of field: test", loc)
+    items: list[Condition] = []
+    for key, value in spec.items():
+        if not isinstance(key, str) or not key:
+            raise ConditionSyntaxError("condition keys must be field paths", loc)
+        where = (*loc, key)
+        if key in ("any", "all"):
+            if not isinstance(value, list) or not value:
+                raise ConditionSyntaxError(f"'{key}' takes a non-empty list of conditions", where)
+            subs = tuple(parse_condition(v, (*where, i)) for i, v in enumerate(value))
+            items.append(AnyOf(subs) if key == "any" else AllOf(subs))
+        elif key == "not":
+            items.append(Not(parse_condition(value, where)))
+        elif isinstance(value, dict):
+            if not value:
+                raise ConditionSyntaxError("empty operator mapping", where)
+            for op, operand in value.items():
+                items.append(_field_test(key, str(op), operand, (*where, str(op))))
+        else:
+            items.append(_field_test(key, "eq", value, where))
+    return items[0] if len(items) == 1 else AllOf(tuple(items))
+
+
+def _field_test(path: str, op: str, operand: Any, loc: tuple[str | int, ...]) -> FieldTest:
+    if op not in OPERATORS:
+        raise ConditionSyntaxError(
+            f"unknown operator '{op}' (allowed: {', '.join(OPERATORS)})", loc
+        )
+    if op in ("in", "not_in") and not isinstance(operand, list):
+        raise ConditionSyntaxError(f"'{op}' takes a list", loc)
+    if op == "exists" and not isinstance(operand, bool):
+        raise ConditionSyntaxError("'exists' takes true or false", loc)
+    if op in ("gt", "gte", "lt", "lte") and not isinstance(operand, int | float | str | date):
+        raise ConditionSyntaxError(f"'{op}' takes a number, date or string", loc)
+    pattern = None
+    if op == "matches":
+        if not isinstance(operand, str):
+            raise ConditionSyntaxError("'matches' takes a regular expression string", loc)
+        try:
+            pattern = re.compile(operand)
+        except re.error as exc:
+            raise ConditionSyntaxError(f"invalid regular expression: {exc}", loc) from exc
+    return FieldTest(path=path, op=op, value=operand, pattern=pattern)
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual.casefold() == expected.casefold()
+    return bool(_norm(actual) == _norm(expected))
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    a, e = _norm(actual), _norm(expected)
+    try:
+        if isinstance(e, int | float) and isinstance(a, str):
+            a = float(a)
+        if op == "gt":
+            return bool(a > e)
+        if op == "gte":
+            return bool(a >= e)
+        if op == "lt":
+            return bool(a < e)
+        return bool(a <= e)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_field(test: FieldTest, ctx: dict[str, Any]) -> bool:
+    """Evaluate one field test against a context (missing fields never match, except exists)."""
+    found, actual = lookup(ctx, test.path)
+    op = test.op
+    if op == "exists":
+        return bool(found and actual is not None) == bool(test.value)
+    if not found:
+        return op in ("ne", "not_in")
+    if op == "eq":
+        return _equal(actual, test.value)
+    if op == "ne":
+        return not _equal(actual, test.value)
+    if op == "in":
+        return any(_equal(actual, v) for v in test.value)
+    if op == "not_in":
+        return not any(_equal(actual, v) for v in test.value)
+    if op == "matches":
+        assert test.pattern is not None  # set by _field_test for 'matches'
+        return actual is not None and test.pattern.search(str(actual)) is not None
+    return _compare(actual, op, test.value)
+
+
+def evaluate(cond: Condition, ctx: dict[str, Any]) -> bool:
+    """True when the condition holds for ``ctx``."""
+    if isinstance(cond, FieldTest):
+        return check_field(cond, ctx)
+    if isinstance(cond, AllOf):
+        return all(evaluate(c, ctx) for c in cond.items)
+    if isinstance(cond, AnyOf):
+        return any(evaluate(c, ctx) for c in cond.items)
+    return not evaluate(cond.item, ctx)
+
+
+def first_failure(cond: Condition, ctx: dict[str, Any]) -> str | None:
+    """Describe the first part of ``cond`` that fails for ``ctx`` (for dry runs), or None."""
+    if isinstance(cond, FieldTest):
+        if check_field(cond, ctx):
+            return None
+        found, actual = lookup(ctx, cond.path)
+        got = repr(actual) if found else "missing"
+        return f"{cond.describe()} (got {got})"
+    if isinstance(cond, AllOf):
+        for c in cond.items:
+            reason = first_failure(c, ctx)
+            if reason:
+                return reason
+        return None
+    if isinstance(cond, AnyOf):
+        if evaluate(cond, ctx):
+            return None
+        reasons = [first_failure(c, ctx) or "?" for c in cond.items]
+        return "none of: " + "; ".join(reasons)
+    if evaluate(cond, ctx):
+        return None
+    return "not: the negated condition holds"
+
+
+def fields_of(cond: Condition) -> set[str]:
+    """Every field path a condition reads (to check them against known inputs)."""
+    if isinstance(cond, FieldTest):
+        return {cond.path}
+    if isinstance(cond, AllOf | AnyOf):
+        out: set[str] = set()
+        for c in cond.items:
+            out |= fields_of(c)
+        return out
+    return fields_of(cond.item)
+
+
+CONDITION_JSON_SCHEMA: dict[str, Any] = {
+    "$id": "#condition",
+    "type": "object",
+    "description": "Field paths mapped to a value (equality) or to {operator: operand}; "
+    "'any', 'all' take lists of conditions, 'not' one condition.",
+    "properties": {
+        "any": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1},
+        "all": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1},
+        "not": {"$ref": "#/$defs/condition"},
+    },
+    "additionalProperties": {
+        "anyOf": [
+            {"type": ["string", "number", "boolean", "null"]},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    "eq": {}, "ne": {},
+                    "in": {"type": "array"}, "not_in": {"type": "array"},
+                    "matches": {"type": "string", "format": "regex"},
+                    "exists": {"type": "boolean"},
+                    "gt": {}, "gte": {}, "lt": {}, "lte": {},
+                },
+            },
+        ]
+    },
+}

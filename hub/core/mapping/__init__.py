@@ -1,0 +1,1 @@
+"""Mapping rules: schema, pure engine (evaluate / explain), actions, sandboxed templates, replay."""

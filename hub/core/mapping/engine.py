@@ -1,0 +1,306 @@
+"""The pure mapping engine: an indexed, immutable rule set and ``evaluate(rules, event)``.
+
+No I/O here. The loader builds a :class:`RuleSet` once; every event then looks at the
+rules indexed under its kind and its vendor / source name (plus rules without ``from``),
+in priority order, and each matching rule yields one typed action.
+
+Errors: a rule whose condition matches but whose templates cannot be rendered for this
+event (a field the template reads is missing) is reported by :func:`explain` in
+``Evaluation.errors``. :func:`evaluate` is all-or-nothing: it raises ``MappingError`` for
+the first such rule and returns no actions, so an event is either applied whole or
+marked failed and replayed whole once the mapping is fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from hub.core.conditions import Condition, first_failure
+from hub.core.conditions import evaluate as holds
+from hub.core.events import Event, EventKind
+from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick
+from hub.core.mapping.schema import Rule
+from hub.core.mapping.templates import Template, TemplateRenderError, render
+from hub.errors import MappingError
+
+ANY_SOURCE = "*"
+
+
+def source_key(name: str) -> str:
+    """How ``from`` names and event vendors/sources compare: case-insensitive, ``_`` == ``-``."""
+    return name.strip().casefold().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A validated rule with its condition and templates compiled (built by the loader).
+
+    Attributes:
+        rule: the rule as written.
+        file: the mapping file it came from; ``line`` its first line there.
+        index: its position in that file's ``rules`` list.
+        condition: the compiled ``if``.
+        templates: compiled templates by rule field (``launch.inputs.leaver_name``).
+        rank: position in evaluation order (priority, then file order); set by RuleSet.
+    """
+
+    rule: Rule
+    file: str
+    line: int | None
+    index: int
+    condition: Condition
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    rank: int = 0
+
+    @property
+    def id(self) -> str:
+        """The rule id."""
+        return self.rule.id
+
+
+Bucket = tuple[CompiledRule, ...]
+
+
+class RuleSet:
+    """An immutable, indexed set of rules: kind → source name (or ``*``) → rules by rank.
+
+    Build it once (``RuleSet(compiled_rules)``) and share it between threads.
+    """
+
+    __slots__ = ("_by_id", "_digest", "_index", "files", "rules")
+
+    rules: tuple[CompiledRule, ...]
+    files: tuple[str, ...]
+    _index: Mapping[EventKind, Mapping[str, Bucket]]
+    _by_id: Mapping[str, CompiledRule]
+    _digest: str
+
+    def __init__(self, rules: Iterable[CompiledRule] = (), files: Sequence[str] = ()) -> None:
+        """Rank and index rules given in file order.
+
+        Args:
+            rules: compiled rules, in file order (files sorted, rules as written).
+            files: the files they were loaded from (for reporting).
+
+        Raises:
+            ValueError: two rules share an id (the loader reports this with file and line).
+        """
+        in_file_order = list(rules)
+        ids = [r.id for r in in_file_order]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate rule ids")
+        # sorted() is stable: equal priorities keep file order.
+        ranked = sorted(in_file_order, key=lambda r: -r.rule.priority)
+        ranked = [replace(r, rank=i) for i, r in enumerate(ranked)]
+        index: dict[EventKind, dict[str, list[CompiledRule]]] = {}
+        for compiled in ranked:
+            if not compiled.rule.enabled:
+                continue
+            names = [source_key(n) for n in compiled.rule.from_ or [ANY_SOURCE]]
+            for kind in dict.fromkeys(compiled.rule.on):
+                by_source = index.setdefault(kind, {})
+                for name in dict.fromkeys(names):
+                    by_source.setdefault(name, []).append(compiled)
+        object.__setattr__(self, "rules", tuple(ranked))
+        object.__setattr__(self, "_by_id", MappingProxyType({r.id: r for r in ranked}))
+        object.__setattr__(self, "files", tuple(files))
+        object.__setattr__(
+            self,
+            "_index",
+            MappingProxyType(
+                {k: MappingProxyType({s: tuple(b) for s, b in v.items()}) for k, v in index.items()}
+            ),
+        )
+        canonical = json.dumps(
+            [r.rule.model_dump(mode="json", by_alias=True) for r in in_file_order],
+            sort_keys=True,
+        )
+        object.__setattr__(self, "_digest", hashlib.sha256(canonical.encode()).hexdigest())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("RuleSet is immutable")
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet({len(self.rules)} rules in {len(self.files)} files)"
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the rules as loaded; names the rule set version in logs and audit."""
+        return self._digest
+
+    def get(self, rule_id: str) -> CompiledRule:
+        """The rule with this id (KeyError when absent)."""
+        return self._by_id[rule_id]
+
+    def buckets(self, event: Event) -> list[Bucket]:
+        """The index buckets an event looks at: its vendor, its source and ``*``."""
+        by_source = self._index.get(event.kind)
+        if not by_source:
+            return []
+        names = dict.fromkeys((source_key(event.vendor), source_key(event.source), ANY_SOURCE))
+        return [by_source[n] for n in names if n in by_source]
+
+    def candidates(self, event: Event) -> Iterator[CompiledRule]:
+        """Enabled rules for the event's kind and source, in evaluation order, once each."""
+        buckets = self.buckets(event)
+        if len(buckets) == 1:
+            yield from buckets[0]
+            return
+        last = -1
+        for compiled in heapq.merge(*buckets, key=lambda r: r.rank):
+            if compiled.rank != last:  # a rule naming both vendor and source sits in two buckets
+                last = compiled.rank
+                yield compiled
+
+
+class RuleMatch(NamedTuple):
+    """A rule whose condition held, and the actions it produced."""
+
+    rule_id: str
+    actions: tuple[Action, ...]
+
+
+class RuleError(NamedTuple):
+    """A rule that matched but could not produce its action for this event."""
+
+    rule_id: str
+    message: str
+
+
+class NearMiss(NamedTuple):
+    """A rule for this kind and source whose condition failed, and the first failing part."""
+
+    rule_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything a dry run wants to know about one event against a rule set."""
+
+    matched: list[RuleMatch]
+    errors: list[RuleError]
+    near_misses: list[NearMiss]
+    stopped_by: str | None = None
+    examined: int = 0
+
+    @property
+    def actions(self) -> list[Action]:
+        """The actions of every matched rule, in evaluation order."""
+        return [a for m in self.matched for a in m.actions]
+
+
+def explain(rules: RuleSet, event: Event) -> Evaluation:
+    """Evaluate an event and report matches, render errors and near misses.
+
+    Only the rules indexed under the event's kind and vendor / source / ``*`` are
+    examined. A matching rule with ``stop: true`` ends the evaluation (even if its own
+    templates failed: the event was meant for it).
+    """
+    return _run(rules, event, with_reasons=True)
+
+
+def evaluate(rules: RuleSet, event: Event) -> list[Action]:
+    """The actions the rules take for an event (what the hub applies).
+
+    Raises:
+        MappingError: a matching rule cannot be rendered for this event; no actions are
+            returned (all-or-nothing). The message names the rule and the missing field.
+    """
+    result = _run(rules, event, with_reasons=False)
+    if result.errors:
+        first = result.errors[0]
+        raise MappingError(f"rule '{first.rule_id}': {first.message}")
+    return result.actions
+
+
+def _run(rules: RuleSet, event: Event, *, with_reasons: bool) -> Evaluation:
+    ctx = event.context()
+    matched: list[RuleMatch] = []
+    errors: list[RuleError] = []
+    near: list[NearMiss] = []
+    examined = 0
+    stopped_by = None
+    for compiled in rules.candidates(event):
+        examined += 1
+        if not holds(compiled.condition, ctx):
+            if with_reasons:
+                reason = first_failure(compiled.condition, ctx) or "condition not met"
+                near.append(NearMiss(compiled.id, reason))
+            continue
+        try:
+            matched.append(RuleMatch(compiled.id, (build_action(compiled, event, ctx),)))
+        except TemplateRenderError as exc:
+            errors.append(RuleError(compiled.id, str(exc)))
+        if compiled.rule.stop:
+            stopped_by = compiled.id
+            break
+    return Evaluation(matched, errors, near, stopped_by, examined)
+
+
+def _text(compiled: CompiledRule, name: str, ctx: dict[str, Any]) -> str | None:
+    template = compiled.templates.get(name)
+    return None if template is None else render(template, ctx)
+
+
+def build_action(compiled: CompiledRule, event: Event, ctx: dict[str, Any]) -> Action:
+    """The action of a matching rule, its templates rendered against ``ctx``.
+
+    Raises:
+        TemplateRenderError: a template failed, or a launch has no client.
+    """
+    rule = compiled.rule
+    client_id = event.client.id if event.client else None
+    if rule.launch is not None:
+        spec = rule.launch
+        inputs: dict[str, Any] = {}
+        for name, value in spec.inputs.items():
+            rendered = _text(compiled, f"launch.inputs.{name}", ctx)
+            inputs[name] = rendered if rendered is not None else _constant(value)
+        target = _text(compiled, "launch.client", ctx)
+        if spec.client is not None and not target:
+            raise TemplateRenderError("launch.client: rendered empty", field="launch.client")
+        if target is None and client_id is None:
+            raise TemplateRenderError(
+                "launch.client: the event has no client; set launch.client",
+                field="launch.client",
+            )
+        launch_client = target or client_id
+        assert launch_client is not None  # both None raised above
+        client_name = event.client.name if event.client and launch_client == client_id else None
+        return Launch(rule.id, spec.playbook, launch_client, client_name, inputs, str(spec.notes))
+    if rule.tick is not None:
+        evidence = _text(compiled, "tick.evidence", ctx)
+        return Tick(
+            rule.id,
+            tuple(rule.tick.playbook),
+            rule.tick.step,
+            evidence if evidence is not None else default_evidence(event),
+            client_id,
+        )
+    if rule.comment is not None:
+        text = _text(compiled, "comment.text", ctx) or ""
+        return Comment(rule.id, tuple(rule.comment.playbook or ()), text, client_id)
+    assert rule.cancel is not None  # Rule guarantees exactly one action
+    reason = _text(compiled, "cancel.reason", ctx) or ""
+    return Cancel(rule.id, tuple(rule.cancel.playbook), reason, client_id)
+
+
+def _constant(value: Any) -> Any:
+    # YAML dates become ISO strings so actions stay JSON-ready.
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def default_evidence(event: Event) -> str:
+    """Evidence used when a tick rule gives none: kind, subject and source of the event."""
+    subject = f" {event.subject.type} {event.subject.id}" if event.subject else ""
+    return f"{event.kind}{subject} from {event.source}"

@@ -1,0 +1,1 @@
+"""Wiring: the composition root, the dramatiq broker and actors, periodic jobs, embedded workers."""

@@ -1,0 +1,85 @@
+"""dramatiq actors: thin, idempotent, taking ids; each calls one service function.
+
+:func:`declare_actors` declares them on the process's broker around its :class:`Runtime`,
+so every actor works on the services its entry point built (no module-level state).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import structlog
+
+from connectors.base import Enricher, PermanentError, RateLimited, is_thin
+from hub.core.events import Event
+from hub.errors import MappingError
+from hub.runtime import periodic
+from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT, RUN_PERIODIC
+from hub.runtime.process import Runtime
+from hub.services import writeback
+from hub.services.pipeline import process_event
+from hub.services.polling import poll_once
+
+log = structlog.get_logger()
+
+
+def _retry_later(exc: RateLimited) -> dramatiq.Retry:
+    """The vendor asked us to wait: reschedule instead of holding a worker thread."""
+    return dramatiq.Retry(delay=int((exc.retry_after or 30) * 1000))
+
+
+def declare_actors(broker: dramatiq.Broker,
+                   hub: Runtime) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every actor on ``broker``, working on ``hub``; returns them by name."""
+
+    def enrich(event: Event) -> list[Event]:
+        src = hub.sources.get(event.source)
+        if src is None or not isinstance(src.connector, Enricher) or not is_thin(event):
+            return [event]
+        return src.connector.enrich(event)
+
+    def process_inbox_item(event_id: int) -> None:
+        """Apply the mapping rules to one inbox event (its notes go out after commit)."""
+        try:
+            result = process_event(hub.ctx, hub.live_rules(), event_id, enrich=enrich)
+        except RateLimited as exc:
+            raise _retry_later(exc) from exc
+        hub.dispatch.events(result.extra_events)
+
+    def deliver_outbox_item(note_id: int) -> None:
+        """Post one pending note to its PSA ticket; safe to run twice."""
+        try:
+            writeback.deliver(hub.ctx, hub.sources, note_id)
+        except RateLimited as exc:
+            raise _retry_later(exc) from exc
+
+    def poll_source(source: str, stream: str) -> None:
+        """Fetch new pages of one stream and queue the new events."""
+        with hub.poll_lock(source, stream).acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                log.info("poll_skipped_running", source=source, stream=stream)
+                return
+            try:
+                new_ids = poll_once(hub.ctx, hub.sources, source, stream)
+            except RateLimited as exc:
+                raise _retry_later(exc) from exc
+        hub.dispatch.events(new_ids)
+
+    def run_periodic(job: str) -> None:
+        """Run one periodic job by name (the scheduler only sends these messages)."""
+        periodic.run(hub, job)
+
+    declared: list[dramatiq.Actor[Any, Any]] = [
+        dramatiq.actor(actor_name=PROCESS_EVENT, broker=broker, queue_name="events",
+                       max_retries=10, min_backoff=500, max_backoff=300_000,
+                       throws=(PermanentError, MappingError))(process_inbox_item),
+        dramatiq.actor(actor_name=DELIVER_NOTE, broker=broker, queue_name="outbox",
+                       max_retries=20, min_backoff=1000, max_backoff=600_000,
+                       throws=(PermanentError,))(deliver_outbox_item),
+        dramatiq.actor(actor_name=POLL_SOURCE, broker=broker, queue_name="polls",
+                       max_retries=3, min_backoff=5000, throws=(PermanentError,))(poll_source),
+        dramatiq.actor(actor_name=RUN_PERIODIC, broker=broker, queue_name="periodic",
+                       max_retries=0)(run_periodic),
+    ]
+    return {a.actor_name: a for a in declared}

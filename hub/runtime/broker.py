@@ -1,0 +1,98 @@
+"""The dramatiq broker (Redis, or in-process), its logging middleware and the message dispatch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware, Retries
+
+from hub.logging import bind_context
+
+# Actor names: messages are sent by name, so senders need the broker, not the actors.
+PROCESS_EVENT = "process_inbox_item"
+DELIVER_NOTE = "deliver_outbox_item"
+POLL_SOURCE = "poll_source"
+RUN_PERIODIC = "run_periodic"
+
+OnDead = Callable[[str, int, str], None]  # (actor name, item id, error) after the last try
+
+
+class ContextMiddleware(Middleware):
+    """Binds ``message_id``, the actor and its first argument to the log context, and
+    reports a message whose last attempt failed to ``on_dead``."""
+
+    def __init__(self, on_dead: OnDead | None = None) -> None:
+        self.on_dead = on_dead
+        self._local = threading.local()
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        cm = bind_context(message_id=message.message_id, actor=message.actor_name,
+                          item_id=message.args[0] if message.args else None)
+        cm.__enter__()
+        self._local.cm = cm
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        cm = getattr(self._local, "cm", None)
+        if cm is not None:
+            cm.__exit__(None, None, None)
+            self._local.cm = None
+        if (exception is not None and message.failed and self.on_dead is not None
+                and message.args and isinstance(message.args[0], int)):
+            self.on_dead(message.actor_name, message.args[0],
+                         f"{type(exception).__name__}: {exception}")
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        self.after_process_message(broker, message)
+
+
+def make_broker(redis_url: str | None, namespace: str = "msphub", *,
+                on_dead: OnDead | None = None) -> dramatiq.Broker:
+    """A Redis broker when configured, else an in-process stub broker."""
+    broker: dramatiq.Broker
+    if redis_url:
+        broker = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
+    else:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+    # after_* hooks run in reverse order: placed before Retries, ours runs after it and
+    # sees ``message.failed`` once the last attempt has been given up.
+    broker.add_middleware(ContextMiddleware(on_dead), before=Retries)
+    return broker
+
+
+class Dispatch:
+    """Sends work to the actors declared on one broker (by actor name)."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def _send(self, actor: str, *args: Any, delay: int | None = None) -> None:
+        self.broker.get_actor(actor).send_with_options(args=args, delay=delay)
+
+    def event(self, event_id: int) -> None:
+        """Queue one inbox event for processing."""
+        self._send(PROCESS_EVENT, event_id)
+
+    def events(self, event_ids: list[int]) -> None:
+        """Queue inbox events for processing."""
+        for event_id in event_ids:
+            self._send(PROCESS_EVENT, event_id)
+
+    def notes(self, note_ids: list[int]) -> None:
+        """Queue outbox notes for delivery."""
+        for note_id in note_ids:
+            self._send(DELIVER_NOTE, note_id)
+
+    def poll(self, source: str, stream: str) -> None:
+        """Queue one poll of one stream."""
+        self._send(POLL_SOURCE, source, stream)
+
+    def job(self, name: str) -> None:
+        """Queue one periodic job."""
+        self._send(RUN_PERIODIC, name)

@@ -1,0 +1,150 @@
+"""The composition root: the one place that builds settings into a working hub.
+
+Every entry point (``serve``, ``worker``, ``scheduler``, the CLI, ``demo``, the tests)
+calls :func:`build_context` or :func:`build_runtime` once and passes what it gets down.
+Nothing else constructs services, brokers or connectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+import dramatiq
+import redis
+import structlog
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from connectors.base import ConnectorError, PermanentError, load_registry
+from hub.config.calendars import load_calendars
+from hub.config.clients import load_clients
+from hub.config.live_rules import RuleHolder
+from hub.config.playbooks import PlaybookSource
+from hub.config.team import load_team
+from hub.core.events import KNOWN_VENDORS
+from hub.runtime.actors import declare_actors
+from hub.runtime.broker import DELIVER_NOTE, Dispatch, make_broker
+from hub.runtime.process import Runtime
+from hub.services import writeback
+from hub.services.context import HubContext, utcnow
+from hub.services.deadletters import mark_dead
+from hub.services.directory import ClientDirectory
+from hub.services.notes import OutboxSink, dispatch_after_commit
+from hub.services.runs import RunService
+from hub.services.scheduled_launches import check as check_schedules
+from hub.services.sources import Sources, load_sources
+from hub.settings import Settings
+from hub.store.db import make_engine, make_sessionmaker, transaction
+
+log = structlog.get_logger()
+
+Clock = Callable[[], datetime]
+# how a process hands the notes a commit wrote to delivery: a message to the workers,
+# or (a CLI command in embedded mode, where no worker runs here) one attempt right away
+NoteDelivery = Literal["queue", "inline"]
+
+
+def build_context(settings: Settings, *, clock: Clock = utcnow,
+                  engine: Engine | None = None) -> HubContext:
+    """The database and the services over it (no broker, no connectors).
+
+    Raises:
+        ConfigError: a playbook, team or calendar file is invalid.
+    """
+    engine = engine or make_engine(settings.database_url)
+    calendars = load_calendars(settings.config_dir / "calendars.yaml")
+    team = load_team(settings.config_dir / "team.yaml", calendars)
+    playbooks = PlaybookSource(settings.playbooks_dir)
+    clients = ClientDirectory(clock=clock, provisional=settings.provisional_clients)
+    runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
+                      clients=clients, notes=OutboxSink(settings.public_url))
+    return HubContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+                      playbooks=playbooks, team=team, calendars=calendars, clients=clients,
+                      runs=runs, clock=clock)
+
+
+def redis_client_for(redis_url: str | None) -> redis.Redis | None:
+    """A Redis client for the URL, or None in embedded mode."""
+    return redis.Redis.from_url(redis_url) if redis_url else None
+
+
+def configured_sources(settings: Settings, redis_client: Any = None) -> Sources:
+    """The instances of ``<config_dir>/connectors.yaml``, budgets in this deployment's
+    Redis namespace when a client is given."""
+    return load_sources(settings.config_dir / "connectors.yaml", redis_client=redis_client,
+                        namespace=settings.redis_namespace)
+
+
+def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None,
+                  broker: dramatiq.Broker | None = None, sources: Sources | None = None,
+                  notes: NoteDelivery = "queue") -> Runtime:
+    """Everything one process runs on: services, sources, live rules, broker and actors.
+
+    Raises:
+        ConfigError: a playbook, mapping, team, calendar, schedule or connector file is
+            invalid.
+    """
+    ctx = build_context(settings, clock=clock, engine=engine)
+    redis_client = redis_client_for(settings.redis_url)
+    if sources is None:
+        sources = configured_sources(settings, redis_client)
+    # `from:` may name any registered vendor (installed or not yet configured) or
+    # a configured instance; anything else is a typo worth refusing
+    names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())
+    names |= KNOWN_VENDORS
+    rules = RuleHolder.load(settings.mappings_dir, ctx.playbooks, sources=names)
+    schedules = check_schedules(ctx)  # a broken file stops start-up with file and line
+
+    def on_dead(actor: str, item_id: int, error: str) -> None:
+        mark_dead(ctx, actor, item_id, error)
+
+    broker = broker or make_broker(settings.redis_url, settings.redis_namespace,
+                                   on_dead=on_dead)
+    backend: Any = (RedisBackend(client=redis_client) if redis_client is not None
+                    else StubBackend())  # type: ignore[no-untyped-call]
+    rt = Runtime(ctx=ctx, rules=rules, sources=sources, broker=broker,
+                 dispatch=Dispatch(broker), limiter_backend=backend,
+                 namespace=settings.redis_namespace, schedules=schedules)
+    declare_actors(broker, rt)
+    if notes == "inline" and not settings.redis_url:
+        dispatch_after_commit(ctx.sessions, lambda ids: deliver_inline(rt, ids))
+    else:
+        dispatch_after_commit(ctx.sessions, rt.dispatch.notes)
+    return rt
+
+
+def deliver_inline(rt: Runtime, note_ids: list[int]) -> None:
+    """One delivery attempt per note now; what fails stays pending for the hub's retries."""
+    for note_id in note_ids:
+        try:
+            writeback.deliver(rt.ctx, rt.sources, note_id)
+        except PermanentError as exc:
+            mark_dead(rt.ctx, DELIVER_NOTE, note_id, f"{type(exc).__name__}: {exc}")
+        except ConnectorError as exc:
+            log.warning("note_delivery_deferred", note_id=note_id, reason=str(exc))
+
+
+def sync_clients(ctx: HubContext) -> int:
+    """Make the client directory hold what ``config/clients.yaml`` declares.
+
+    Raises:
+        ConfigError: the file is invalid, or links a record another client has.
+    """
+    path = ctx.settings.config_dir / "clients.yaml"
+    specs = load_clients(path, calendars=ctx.calendars.keys())
+    if not specs:
+        return 0
+    for attempt in (1, 2):  # two processes starting at once: the loser reads the winner's
+        try:
+            with transaction(ctx.sessions) as session:
+                changes = ctx.clients.apply(session, specs, file=str(path))
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    if changes:
+        log.info("clients_synced", changes=changes)
+    return changes

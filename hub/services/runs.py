@@ -1,0 +1,441 @@
+"""The run service: loads and saves runs around the pure checklist engine.
+
+Every mutating call works inside the caller's session/transaction, appends the
+audit facts and hands the notes to a sink (the write-back outbox), so a state
+change, its audit rows and its notes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from hub.config.playbooks import PlaybookLibrary, digest
+from hub.core.calendars import DEFAULT_CALENDAR, Calendar, DueRule, due_at
+from hub.core.checklists import engine
+from hub.core.checklists.engine import Outcome, RunState, StepState, TicketRef
+from hub.core.checklists.schema import Playbook, Step, coerce_inputs
+from hub.core.states import RunStatus, StepStatus
+from hub.core.team import Team
+from hub.errors import NotAllowed, NotFound
+from hub.services.directory import ClientDirectory
+from hub.store import audit
+from hub.store.db import insert_ignore
+from hub.store.models import AuditEntry, Client, PendingEvidence, PlaybookVersion, Run, RunStep
+
+Clock = Callable[[], datetime]
+
+
+class NoteSink(Protocol):
+    """Receives the notes a transition produced, inside the same transaction."""
+
+    def __call__(self, session: Session, run: Run, outcome: Outcome,
+                 entries: Sequence[AuditEntry]) -> None: ...
+
+
+def _no_notes(session: Session, run: Run, outcome: Outcome,
+              entries: Sequence[AuditEntry]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The record that launched a run (ticket, agreement, alert …) in one source."""
+
+    source: str
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What a tick did to one run: ``done``, ``pending`` (step locked), or ``noop``."""
+
+    run_id: int
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Filters for listing runs (all optional)."""
+
+    client: str | None = None
+    playbook: str | None = None
+    assignee: str | None = None
+    status: str | None = None
+    overdue: bool | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class RunService:
+    """Launch, advance and query runs."""
+
+    def __init__(
+        self,
+        *,
+        library: Callable[[], PlaybookLibrary],
+        team: Team,
+        calendars: Mapping[str, Calendar],
+        clock: Clock,
+        clients: ClientDirectory,
+        notes: NoteSink = _no_notes,
+    ) -> None:
+        self._library = library
+        self.clients = clients
+        self.team = team
+        self.calendars = calendars
+        self.clock = clock
+        self._notes = notes
+        self._pinned: dict[int, Playbook] = {}
+
+    # ---- reading -----------------------------------------------------------------
+
+    def playbook_for(self, run: Run) -> Playbook:
+        """The playbook version a run was launched with (cached by version row)."""
+        pv_id = run.playbook_version_id
+        cached = self._pinned.get(pv_id)
+        if cached is None:
+            cached = Playbook.model_validate(run.playbook_version.definition)
+            self._pinned[pv_id] = cached
+        return cached
+
+    def load(self, session: Session, run_id: int, *, for_update: bool = False) -> Run:
+        """The run row with its steps.
+
+        Raises:
+            NotFound: no run with that id.
+        """
+        stmt = select(Run).where(Run.id == run_id)
+        if for_update:
+            stmt = stmt.with_for_update(of=Run)
+        row = session.execute(stmt).unique().scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return row
+
+    def get(self, session: Session, run_id: int) -> RunState:
+        """The state of one run."""
+        return to_state(self.load(session, run_id))
+
+    def search(self, session: Session, flt: RunFilter) -> list[Run]:
+        """Runs matching the filter, newest first."""
+        stmt = select(Run).order_by(Run.id.desc()).limit(flt.limit).offset(flt.offset)
+        if flt.client:
+            stmt = stmt.join(Client, Client.id == Run.client_id).where(Client.key == flt.client)
+        if flt.playbook:
+            stmt = stmt.where(Run.playbook_id == flt.playbook)
+        if flt.status:
+            stmt = stmt.where(Run.status == flt.status)
+        open_states = (StepStatus.OPEN.value, StepStatus.LOCKED.value)
+        if flt.assignee:
+            stmt = stmt.where(Run.status == RunStatus.ACTIVE.value, Run.id.in_(
+                select(RunStep.run_id).where(RunStep.assignee == flt.assignee,
+                                             RunStep.status.in_(open_states))))
+        if flt.overdue is not None:
+            # only active runs can be late; a cancelled run's open steps are not
+            late = (select(RunStep.run_id).join(Run, Run.id == RunStep.run_id)
+                    .where(Run.status == RunStatus.ACTIVE.value,
+                           RunStep.status.in_(open_states), RunStep.due_at < self.clock()))
+            stmt = stmt.where(Run.id.in_(late) if flt.overdue else Run.id.not_in(late))
+            if flt.overdue:
+                stmt = stmt.where(Run.status == RunStatus.ACTIVE.value)
+        return list(session.execute(stmt).unique().scalars().all())
+
+    def active_runs(self, session: Session, client_key: str,
+                    playbooks: Sequence[str] | None) -> list[Run]:
+        """A client's active runs, optionally of some playbooks, oldest first."""
+        stmt = (select(Run).join(Client, Client.id == Run.client_id)
+                .where(Client.key == client_key, Run.status == RunStatus.ACTIVE.value)
+                .order_by(Run.id))
+        if playbooks:
+            stmt = stmt.where(Run.playbook_id.in_(list(playbooks)))
+        return list(session.execute(stmt).unique().scalars().all())
+
+    def find_by_ticket(self, session: Session, ticket: TicketRef, playbook_id: str) -> Run | None:
+        """The run this ticket already launched for this playbook, if any."""
+        return session.execute(
+            select(Run).where(Run.ticket_source == ticket.source, Run.ticket_id == ticket.id,
+                              Run.playbook_id == playbook_id)
+        ).unique().scalar_one_or_none()
+
+    def find_by_origin(self, session: Session, origin: Origin, playbook_id: str) -> Run | None:
+        """The run this record (ticket, agreement …) already launched for this playbook."""
+        return session.execute(
+            select(Run).where(Run.origin_source == origin.source, Run.origin_type == origin.type,
+                              Run.origin_id == origin.id, Run.playbook_id == playbook_id)
+        ).unique().scalar_one_or_none()
+
+    # ---- changing ----------------------------------------------------------------
+
+    def launch(
+        self,
+        session: Session,
+        playbook_id: str,
+        *,
+        client: str,
+        client_name: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        by: str,
+        ticket: TicketRef | None = None,
+        origin: Origin | None = None,
+        options: Mapping[str, Any] | None = None,
+        event_id: int | None = None,
+    ) -> Run:
+        """Launch a run of the current version of a playbook for a client.
+
+        Raises:
+            NotFound: unknown playbook.
+            ValueError: inputs missing or ill-typed (the message names the input).
+        """
+        library = self._library()
+        if playbook_id not in library:
+            raise NotFound(f"playbook '{playbook_id}' does not exist")
+        playbook = library.get(playbook_id)
+        clean = coerce_inputs(playbook, dict(inputs or {}))
+        now = self.clock()
+        client_row = self.clients.ensure(session, client, client_name)
+        version = self._version(session, playbook, now, library.playbooks[playbook_id].digest)
+        calendar = (self.calendars.get(client_row.calendar or self.team.calendar_for(client))
+                    or self.calendars.get("default") or DEFAULT_CALENDAR)
+
+        def assign(step: Step) -> str | None:
+            return self.team.resolve(step.role, client) if step.role else None
+
+        def due(rule: str) -> datetime:
+            return due_at(now, DueRule.parse(rule), calendar)
+
+        row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
+                  status=RunStatus.ACTIVE.value, inputs=clean, launched_by=by,
+                  launched_at=now, ticket_source=ticket.source if ticket else None,
+                  ticket_id=ticket.id if ticket else None, options=dict(options or {}),
+                  origin_source=origin.source if origin else None,
+                  origin_type=origin.type if origin else None,
+                  origin_id=origin.id if origin else None,
+                  # set explicitly: a new run's empty step list is then not lazy-loaded
+                  # (one SELECT) and _save's unchanged values cause no UPDATE
+                  steps=[], completed_at=None, cancel_reason=None)
+        session.add(row)
+        session.flush()  # assigns the run id
+        outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
+                                by=by, now=now, assign=assign, due=due, ticket=ticket)
+        self._pinned[version.id] = playbook
+        # one executemany for the steps instead of an ORM flush of each (the hot path)
+        session.execute(insert(RunStep), [_step_values(row.id, st) for st in outcome.run.steps])
+        session.expire(row, ["steps"])  # reloaded from the database on next access
+        self._record(session, row, outcome, event_id)
+        return row
+
+    def complete(self, session: Session, run_id: int, step_id: str, *, by: str,
+                 evidence: str | None = None, note: str | None = None,
+                 event_id: int | None = None) -> Run:
+        """Complete one step (order enforced; StepLocked names the blockers)."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.complete_step(self.playbook_for(row), to_state(row), step_id, by=by,
+                                       now=self.clock(), evidence=evidence, note=note)
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def tick(self, session: Session, *, client: str, playbooks: Sequence[str], step_id: str,
+             by: str, evidence: str | None, event_id: int | None = None) -> list[TickResult]:
+        """Complete ``step_id`` in the client's active runs of these playbooks.
+
+        A step that is still locked keeps the evidence and is ticked as soon as it
+        opens; a finished step is left alone (a repeated alert has no second effect).
+        """
+        results: list[TickResult] = []
+        for run in self.active_runs(session, client, playbooks):
+            run = self.load(session, run.id, for_update=True)
+            steps = {s.step_id: s for s in run.steps}
+            step = steps.get(step_id)
+            if step is None:
+                continue
+            status = StepStatus(step.status)
+            if status is StepStatus.OPEN:
+                self.complete(session, run.id, step_id, by=by, evidence=evidence,
+                              event_id=event_id)
+                results.append(TickResult(run.id, "done"))
+            elif status is StepStatus.LOCKED:
+                self._keep_evidence(session, run, step_id, by, evidence, event_id)
+                results.append(TickResult(run.id, "pending", "step locked; evidence kept"))
+            else:
+                results.append(TickResult(run.id, "noop", f"step already {status.value}"))
+        return results
+
+    def _keep_evidence(self, session: Session, run: Run, step_id: str, by: str,
+                       evidence: str | None, event_id: int | None) -> None:
+        existing = session.execute(
+            select(PendingEvidence).where(PendingEvidence.run_id == run.id,
+                                          PendingEvidence.step_id == step_id)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return  # first evidence wins; later duplicates add nothing
+        session.add(PendingEvidence(run_id=run.id, step_id=step_id, actor=by, evidence=evidence,
+                                    event_id=event_id, created_at=self.clock()))
+        session.flush()
+        engine_fact = engine.Fact("evidence_held", by, self.clock(), step_id,
+                                  data={"evidence": evidence} if evidence else {})
+        audit.append(session, [engine_fact], run_id=run.id, event_id=event_id)
+
+    def _apply_pending(self, session: Session, row: Run) -> None:
+        """Tick steps that just opened and have evidence waiting for them."""
+        if row.status != RunStatus.ACTIVE.value:
+            return
+        open_ids = {s.step_id for s in row.steps if s.status == StepStatus.OPEN.value}
+        if not open_ids:
+            return
+        waiting = session.execute(
+            select(PendingEvidence).where(PendingEvidence.run_id == row.id,
+                                          PendingEvidence.step_id.in_(open_ids))
+            .order_by(PendingEvidence.id)
+        ).scalars().all()
+        for item in waiting:
+            session.delete(item)
+            session.flush()
+            outcome = engine.complete_step(self.playbook_for(row), to_state(row), item.step_id,
+                                           by=item.actor, now=self.clock(),
+                                           evidence=item.evidence)
+            self._save(session, row, outcome, item.event_id)
+
+    def skip(self, session: Session, run_id: int, step_id: str, *, by: str, reason: str,
+             may_skip_protected: bool = False, event_id: int | None = None) -> Run:
+        """Skip one step with a reason, where the playbook allows it."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.skip_step(self.playbook_for(row), to_state(row), step_id, by=by,
+                                   reason=reason, now=self.clock(),
+                                   may_skip_protected=may_skip_protected)
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def cancel(self, session: Session, run_id: int, *, by: str, reason: str = "",
+               event_id: int | None = None) -> Run:
+        """Cancel an active run."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.cancel_run(to_state(row), by=by, reason=reason, now=self.clock())
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def comment(self, session: Session, run_id: int, *, by: str, text: str,
+                event_id: int | None = None) -> Run:
+        """Add an audited comment to a run (also written back to its ticket)."""
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.comment(to_state(row), by=by, text=text, now=self.clock())
+        self._save(session, row, outcome, event_id)
+        return row
+
+    def reassign(self, session: Session, run_id: int, step_id: str, *,
+                 assignee: str | None, by: str) -> Run:
+        """Give a step to another technician."""
+        if assignee is not None and self.team.members and self.team.member(assignee) is None:
+            raise NotAllowed(f"'{assignee}' is not a member of the team")
+        row = self.load(session, run_id, for_update=True)
+        outcome = engine.reassign(to_state(row), step_id, assignee=assignee, by=by,
+                                  now=self.clock())
+        self._save(session, row, outcome, None)
+        return row
+
+    def count_active(self, session: Session) -> int:
+        """Number of active runs (for metrics)."""
+        return int(session.execute(select(func.count()).select_from(Run)
+                                   .where(Run.status == RunStatus.ACTIVE.value)).scalar_one())
+
+    def notify(self, session: Session, run: Run, outcome: Outcome,
+               entries: Sequence[AuditEntry]) -> None:
+        """Queue the notes of an outcome recorded outside the engine (e.g. overdue)."""
+        self._notes(session, run, outcome, entries)
+
+    # ---- persistence helpers ----------------------------------------------------------
+
+    def _version(self, session: Session, playbook: Playbook, now: datetime,
+                 sha: str | None = None) -> PlaybookVersion:
+        sha = sha or digest(playbook)
+        stmt = select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
+                                             PlaybookVersion.digest == sha)
+        row = session.execute(stmt).scalar_one_or_none()
+        if row is None:
+            insert_ignore(session, PlaybookVersion, {
+                "playbook_id": playbook.id, "version": playbook.version, "digest": sha,
+                "title": playbook.title, "definition": playbook.model_dump(mode="json"),
+                "created_at": now}, ["playbook_id", "digest"])
+            row = session.execute(stmt).scalar_one()
+        return row
+
+    def _save(self, session: Session, row: Run, outcome: Outcome, event_id: int | None) -> None:
+        existing = {s.step_id: s for s in row.steps}
+        for step in outcome.run.steps:
+            current = existing.get(step.step_id)
+            if current is None:
+                row.steps.append(_step_row(step))
+            else:
+                _copy_step(step, current)
+        self._record(session, row, outcome, event_id)
+
+    def _record(self, session: Session, row: Run, outcome: Outcome,
+                event_id: int | None) -> None:
+        """Run fields, audit facts, notes, and evidence waiting for newly opened steps."""
+        state = outcome.run
+        if row.status != state.status.value:
+            row.status = state.status.value
+        if row.completed_at != state.completed_at:
+            row.completed_at = state.completed_at
+        if row.cancel_reason != state.cancel_reason:
+            row.cancel_reason = state.cancel_reason
+        entries = audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
+        self._notes(session, row, outcome, entries)
+        if any(f.action in ("step_done", "step_skipped") for f in outcome.facts):
+            self._apply_pending(session, row)
+
+
+def _step_values(run_id: int, step: StepState) -> dict[str, Any]:
+    return {"run_id": run_id, "step_id": step.step_id, "title": step.title,
+            "position": step.position, "status": step.status.value, "assignee": step.assignee,
+            "due_at": step.due_at, "done_by": step.done_by, "done_at": step.done_at,
+            "evidence": step.evidence, "note": step.note, "skip_reason": step.skip_reason}
+
+
+def _step_row(step: StepState) -> RunStep:
+    row = RunStep(step_id=step.step_id, title=step.title, position=step.position)
+    _copy_step(step, row)
+    return row
+
+
+def _copy_step(step: StepState, row: RunStep) -> None:
+    fields = {
+        "status": step.status.value, "assignee": step.assignee, "due_at": step.due_at,
+        "done_by": step.done_by, "done_at": step.done_at, "evidence": step.evidence,
+        "note": step.note, "skip_reason": step.skip_reason,
+    }
+    for name, value in fields.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
+def to_state(row: Run) -> RunState:
+    """Convert a run row into the engine's immutable state."""
+    return RunState(
+        id=row.id,
+        playbook_id=row.playbook_id,
+        playbook_version=row.playbook_version.version,
+        client_id=row.client.key,
+        status=RunStatus(row.status),
+        inputs=dict(row.inputs),
+        steps=tuple(
+            StepState(step_id=s.step_id, title=s.title, status=StepStatus(s.status),
+                      position=s.position, assignee=s.assignee, due_at=s.due_at,
+                      done_by=s.done_by, done_at=s.done_at, evidence=s.evidence, note=s.note,
+                      skip_reason=s.skip_reason)
+            for s in sorted(row.steps, key=lambda s: s.position)
+        ),
+        launched_at=row.launched_at,
+        launched_by=row.launched_by,
+        ticket=TicketRef(row.ticket_source, row.ticket_id)
+        if row.ticket_source and row.ticket_id else None,
+        completed_at=row.completed_at,
+        cancel_reason=row.cancel_reason,
+    )

@@ -1,0 +1,205 @@
+"""Delivering outbox notes to PSA tickets — at most one copy of each, however often it runs.
+
+Before each send the note is leased (status ``sending``) in its own commit. A later
+attempt after one that may have reached the PSA (a timeout, a 5xx, a crash between
+send and commit — the lease then expires) first looks for the note's marker on the
+ticket and only posts when it is not there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from connectors.base import ConnectorError, PermanentError, TicketWriter, TransientError
+from hub.core.events import SubjectRef
+from hub.core.states import NoteStatus
+from hub.services.context import HubContext
+from hub.services.notes import track_new_notes
+from hub.services.sources import Sources
+from hub.store.db import transaction
+from hub.store.models import OutboxNote, Run
+
+log = structlog.get_logger()
+PENDING, SENDING, HELD, SENT, DEAD, MERGED = (
+    NoteStatus.PENDING, NoteStatus.SENDING, NoteStatus.HELD, NoteStatus.SENT, NoteStatus.DEAD,
+    NoteStatus.MERGED)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Result of one delivery attempt: ``sent``, ``found`` (already there) or ``skipped``."""
+
+    note_id: int
+    outcome: str
+    remote_id: str | None = None
+
+
+def _writer(sources: Sources, name: str) -> TicketWriter:
+    src = sources.get(name)
+    if src is None:
+        raise PermanentError(f"no connector instance named '{name}' is configured",
+                             source=name)
+    if not isinstance(src.connector, TicketWriter):
+        raise PermanentError(f"connector '{name}' cannot write to tickets", source=name)
+    return src.connector
+
+
+class InFlight(TransientError):
+    """Another worker holds the lease on an earlier note of this ticket; try again soon."""
+
+
+def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
+    """Post one note, after any earlier notes of the same ticket; safe to call again.
+
+    Notes reach a ticket in the order they were written (the completion record comes
+    last). Each send holds a short lease (``MSPHUB_OUTBOX_LEASE_SECONDS``) so two workers
+    never send one note at once.
+
+    Raises:
+        TransientError: the PSA failed or timed out; retry later (marker check first).
+        PermanentError: the note can never be delivered (unknown source, 4xx).
+    """
+    with ctx.sessions() as session:
+        note = session.get(OutboxNote, note_id)
+        if note is None or note.status not in (PENDING, SENDING):
+            return Delivery(note_id, "skipped")
+        earlier = list(session.execute(
+            select(OutboxNote.id).where(OutboxNote.source == note.source,
+                                        OutboxNote.ticket_id == note.ticket_id,
+                                        OutboxNote.id < note_id,
+                                        OutboxNote.status.in_((PENDING, SENDING)))
+            .order_by(OutboxNote.id)
+        ).scalars())
+    for earlier_id in earlier:
+        _deliver_one(ctx, sources, earlier_id)
+    return _deliver_one(ctx, sources, note_id)
+
+
+def _claim(ctx: HubContext, note_id: int) -> OutboxNote | None:
+    """Take the lease on a note; None when it needs nothing (sent, dead …)."""
+    now = ctx.clock()
+    with transaction(ctx.sessions) as session:
+        note = session.execute(
+            select(OutboxNote).where(OutboxNote.id == note_id).with_for_update()
+        ).scalar_one_or_none()
+        if note is None or note.status not in (PENDING, SENDING):
+            return None
+        if note.status == SENDING and note.next_attempt_at and note.next_attempt_at > now:
+            raise InFlight(f"note {note_id} is being sent by another worker")
+        # a previous attempt that may have reached the PSA makes this one uncertain
+        note.uncertain = note.uncertain or note.status == SENDING
+        note.status = SENDING
+        note.next_attempt_at = now + timedelta(seconds=ctx.settings.outbox_lease_seconds)
+        note.attempts += 1
+        session.flush()
+        session.expunge(note)
+        return note
+
+
+def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
+    note = _claim(ctx, note_id)
+    if note is None:
+        return Delivery(note_id, "skipped")
+    was_uncertain = note.uncertain
+    ticket = SubjectRef(type="ticket", id=note.ticket_id, source=note.source)
+    remote_id = note.remote_id
+    found = False
+    try:
+        writer = _writer(sources, note.source)
+        if remote_id is None:
+            ref = writer.find_note(ticket, note.key) if was_uncertain else None
+            if ref is not None:
+                remote_id, found = ref.id, True
+                log.info("note_found_after_uncertain_send", note_id=note_id, ticket=ticket.id)
+            else:
+                remote_id = writer.post_note(ticket, note.text, key=note.key).id
+            if note.attachment or note.kind == "completed":
+                # more calls follow: remember the posted note in case one of them fails
+                _record(ctx, note_id, remote_id=remote_id)
+        if note.attachment:
+            writer.attach(ticket, note.attachment["filename"],
+                          note.attachment["content"].encode(), title=note.attachment["title"],
+                          key=note.key)
+        if note.kind == "completed":
+            src = sources.get(note.source)
+            # the source's setting, else the connector's own (e.g. ConnectWise config)
+            status = (src.spec.completed_status or getattr(
+                getattr(src.connector, "config", None), "completed_status", None)) if src else None
+            if status:
+                writer.set_status(ticket, status)
+    except ConnectorError as exc:
+        uncertain = not isinstance(exc, TransientError) or exc.maybe_applied or \
+            remote_id is not None
+        _record(ctx, note_id, error=f"{type(exc).__name__}: {exc}",
+                dead=isinstance(exc, PermanentError), uncertain=uncertain)
+        raise
+    _record(ctx, note_id, remote_id=remote_id, sent=True)
+    log.info("note_delivered", note_id=note_id, run_id=note.run_id, kind=note.kind,
+             ticket=ticket.id)
+    return Delivery(note_id, "found" if found else "sent", remote_id)
+
+
+def _record(ctx: HubContext, note_id: int, *, remote_id: str | None = None,
+            sent: bool = False, error: str | None = None, dead: bool = False,
+            uncertain: bool = True) -> None:
+    with transaction(ctx.sessions) as session:
+        note = session.get(OutboxNote, note_id)
+        if note is None:
+            return
+        if remote_id is not None:
+            note.remote_id = remote_id
+        if sent:
+            note.status, note.sent_at, note.last_error = SENT, ctx.clock(), None
+        if error is not None:
+            # release the lease: the actor's retry (or the requeue job) tries again
+            note.status = DEAD if dead else PENDING
+            note.uncertain = note.uncertain or uncertain
+            note.last_error = error[:500]
+            note.next_attempt_at = ctx.clock()
+
+
+def unfinished(ctx: HubContext, *, older_than: timedelta, limit: int = 1000) -> list[int]:
+    """Pending notes older than ``older_than`` (a lost message or a crashed worker)."""
+    cutoff = ctx.clock() - older_than
+    with ctx.sessions() as session:
+        return list(session.execute(
+            select(OutboxNote.id).where(
+                ((OutboxNote.status == PENDING) & (OutboxNote.created_at < cutoff))
+                | ((OutboxNote.status == SENDING) & (OutboxNote.next_attempt_at < ctx.clock())))
+            .order_by(OutboxNote.id).limit(limit)
+        ).scalars())
+
+
+def flush_digests(ctx: HubContext) -> list[int]:
+    """Fold held step notes into one digest note per run; returns the new note ids."""
+    created: list[int] = []
+    with transaction(ctx.sessions) as session:
+        held = session.execute(
+            select(OutboxNote).where(OutboxNote.status == HELD).order_by(OutboxNote.id)
+            .with_for_update()
+        ).scalars().all()
+        by_run: dict[int, list[OutboxNote]] = {}
+        for note in held:
+            by_run.setdefault(note.run_id, []).append(note)
+        for run_id, notes in by_run.items():
+            run = session.get(Run, run_id)
+            title = run.playbook_version.title if run else f"run {run_id}"
+            lines = [f"msphub: progress digest for {title} (run #{run_id}):"]
+            lines += ["- " + n.text.split(": ", 1)[-1] for n in notes]
+            first = notes[0]
+            digest = OutboxNote(key=first.key + "d", run_id=run_id, kind="digest", step_id=None,
+                                source=first.source, ticket_id=first.ticket_id,
+                                text="\n".join(lines), status=PENDING, attempts=0,
+                                uncertain=False, created_at=ctx.clock(),
+                                next_attempt_at=ctx.clock())
+            session.add(digest)
+            track_new_notes(session).append(digest)  # dispatched after commit
+            for n in notes:
+                n.status = MERGED
+            session.flush()
+            created.append(digest.id)
+    return created
