@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run serve test lint typecheck pytest bench clean distclean
+.PHONY: help venv run serve test lint typecheck imports pytest bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,9 +32,10 @@ serve: $(STAMP) ## start the API server only (settings from MSPHUB_* / .env)
 	$(BIN)/msphub serve
 
 # One recipe, not prerequisites, so the order holds even under `make -j`.
-test: $(STAMP) ## ruff, mypy, pytest - in this order, stopping at the first failure
+test: $(STAMP) ## ruff, mypy, import contracts, pytest - in this order, stopping at the first failure
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check
@@ -42,6 +43,9 @@ lint: $(STAMP) ## ruff check
 
 typecheck: $(STAMP) ## mypy (strict outside tests/)
 	$(BIN)/mypy
+
+imports: $(STAMP) ## import-linter contracts (pyproject.toml [tool.importlinter])
+	$(BIN)/lint-imports --no-cache
 
 pytest: $(STAMP) ## the test suite (PYTEST_ARGS="-k name" to narrow it)
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
