@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hub import __version__
-from hub.api import dashboard, events, ops, playbooks, runs, webhooks
+from hub.api import clients, dashboard, events, ops, playbooks, runs, webhooks
 from hub.api.errors import install_error_handlers
 from hub.api.metrics import ApiMetrics, SourceGauges
 from hub.api.middleware import RequestContextMiddleware
@@ -31,6 +31,8 @@ Errors are JSON: `{"error": "<code>", "detail": "<message>", ...}`.
 TAGS = [
     {"name": "runs", "description": "Live checklists: launch, list, work on, audit."},
     {"name": "playbooks", "description": "Checklist templates."},
+    {"name": "clients", "description": "The client directory: hub clients and the PSA "
+                                      "companies and RMM sites linked to them."},
     {"name": "audit", "description": "The hash-chained audit trail."},
     {"name": "events", "description": "Inbox events: what arrived and what the rules did."},
     {"name": "webhooks", "description": "Vendor webhooks, verified by each connector."},
@@ -61,6 +63,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(playbooks.router)
     app.include_router(runs.router)
+    app.include_router(clients.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(dashboard.router)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from hub.api.auth import Admin, Hub, Viewer, Wired
@@ -30,7 +30,9 @@ class EventSummary(BaseModel):
     occurred_at: datetime
     received_at: datetime
     via: str
-    client: str | None
+    client: str | None = Field(description="The vendor's client id, as the event named it.")
+    hub_client: str | None = Field(description="The hub client it resolved to (None while "
+                                   "unlinked or not processed yet).")
     subject: str | None
     status: str
     attempts: int
@@ -51,6 +53,7 @@ def _summary(row: InboxEvent) -> dict[str, Any]:
         "id": row.id, "source": row.source, "vendor": row.vendor, "kind": row.kind,
         "dedupe_key": row.dedupe_key, "occurred_at": row.occurred_at,
         "received_at": row.received_at, "via": row.via, "client": row.client_key,
+        "hub_client": row.hub_client,
         "subject": f"{row.subject_type}:{row.subject_id}" if row.subject_id else None,
         "status": row.status, "attempts": row.attempts,
         "matched": list((row.result or {}).get("matched", [])),
@@ -63,7 +66,8 @@ def list_events(
     source: Annotated[str | None, Query(max_length=100)] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     status: InboxStatus | None = None,
-    client: Annotated[str | None, Query(max_length=200)] = None,
+    client: Annotated[str | None, Query(max_length=200,
+                                        description="Hub client key.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
@@ -76,7 +80,7 @@ def list_events(
     if status:
         stmt = stmt.where(InboxEvent.status == status)
     if client:
-        stmt = stmt.where(InboxEvent.client_key == client)
+        stmt = stmt.where(InboxEvent.hub_client == client)
     with ctx.sessions() as session:
         return [_summary(r) for r in session.execute(stmt).scalars()]
 

@@ -52,7 +52,7 @@ Text = Annotated[str, AfterValidator(no_nul)]
 Required = Annotated[str, AfterValidator(no_nul), AfterValidator(_not_blank)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
     # Unknown fields are refused so a typo ("input" for "inputs") is not silently ignored.
     model_config = ConfigDict(extra="forbid")
 
@@ -60,7 +60,7 @@ class _Body(BaseModel):
 # ---- requests ------------------------------------------------------------------------
 
 
-class TicketIn(_Body):
+class TicketIn(StrictBody):
     """The PSA ticket a run belongs to; a ticket launches each playbook at most once."""
 
     source: Required = Field(max_length=100, description="Connector instance, e.g. `cw-prod`.")
@@ -68,16 +68,16 @@ class TicketIn(_Body):
         max_length=100, description="The ticket id in that PSA.")
 
 
-class LaunchRequest(_Body):
+class LaunchRequest(StrictBody):
     """Launch a run of the current version of a playbook for a client."""
 
     playbook: Required = Field(max_length=100, description="Playbook id.",
                                examples=["user-offboarding"])
     client: Required = Field(max_length=200,
-                             description="The client's id in the PSA (company id).",
-                             examples=["ACME"])
+                             description="The hub client key (GET /api/clients); a new key "
+                             "creates the client.", examples=["acme"])
     client_name: Text | None = Field(default=None, max_length=300,
-                                     description="Display name; updates the stored one.")
+                                     description="Display name for a client created here.")
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="Launch inputs declared by the playbook.",
         examples=[{"leaver_name": "Jane Doe", "last_day": "2025-03-07"}])
@@ -90,7 +90,7 @@ class LaunchRequest(_Body):
         return value
 
 
-class CompleteRequest(_Body):
+class CompleteRequest(StrictBody):
     """Mark a step done, optionally with a note and evidence."""
 
     note: Text | None = Field(default=None, max_length=MAX_TEXT)
@@ -98,26 +98,26 @@ class CompleteRequest(_Body):
                                   description="What proves the step was done.")
 
 
-class SkipRequest(_Body):
+class SkipRequest(StrictBody):
     """Skip a step; the reason is required and goes into the audit trail."""
 
     reason: Required = Field(max_length=2_000, description="Why the step is skipped.")
 
 
-class AssignRequest(_Body):
+class AssignRequest(StrictBody):
     """Give a step to a team member (``null`` leaves it unassigned)."""
 
     assignee: Text | None = Field(min_length=1, max_length=100,
                                   description="Team member id from config/team.yaml.")
 
 
-class CommentRequest(_Body):
+class CommentRequest(StrictBody):
     """A comment on a run (audited, and written back to the ticket)."""
 
     text: Required = Field(max_length=MAX_TEXT)
 
 
-class CancelRequest(_Body):
+class CancelRequest(StrictBody):
     """Cancel an active run."""
 
     reason: Text = Field(default="", max_length=2_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hub.cli import (  # noqa: F401  (registers commands)
     admin,
+    clients,
     connectors,
     demo,
     mappings,

@@ -1,22 +1,210 @@
-"""``msphub mappings``: the mapping CLI, plus ``replay`` over the stored inbox."""
+"""``msphub mappings``: check mapping files, print their JSON Schema, dry-run sample events, and
+replay stored events against candidate rules.
+
+``check``, ``schema`` and ``test`` need no database (they work in a checkout of the mappings
+repository); ``replay`` reads the stored inbox.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from hub.cli.app import app, context, fail, out
-from hub.cli.mapping_files import app as mappings_app
-from hub.cli.mapping_files import describe_action
-from hub.config.mappings import load_rules
+from hub.config.mappings import compile_files, load_rules, mapping_files
+from hub.config.playbooks import PlaybookLibrary, load_library
+from hub.core.events import Event
+from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
+from hub.core.mapping.engine import Evaluation, RuleSet, explain
 from hub.core.mapping.replay import diff_actions
+from hub.core.mapping.schema import mapping_json_schema
 from hub.errors import ConfigError
 from hub.services.inbox import to_event
 from hub.store.models import InboxEvent
+
+mappings_app = typer.Typer(
+    name="mappings",
+    help="Mapping rules: check the files, print their JSON Schema, dry-run events.",
+    no_args_is_help=True,
+)
+
+MAPPINGS_DIR = typer.Option(
+    Path("mappings"), "--mappings-dir", "--mappings", envvar="MSPHUB_MAPPINGS_DIR",
+    help="Directory of mapping files.",
+)
+PLAYBOOKS_DIR = typer.Option(
+    Path("playbooks"), "--playbooks-dir", envvar="MSPHUB_PLAYBOOKS_DIR",
+    help="Directory of playbooks rules refer to.",
+)
+_EVENTS = TypeAdapter(Event | list[Event])
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _library(playbooks_dir: Path) -> PlaybookLibrary:
+    try:
+        return load_library(playbooks_dir)
+    except ConfigError as exc:
+        _fail(f"playbooks are invalid, fix them first: {exc}")
+
+
+def _compile(paths: list[Path], library: PlaybookLibrary) -> tuple[RuleSet, list[str]]:
+    """The valid rules and every problem as ``file:line [key]: message`` lines."""
+    problems = [f"{p}: no such file or directory" for p in paths if not p.exists()]
+    ruleset, errors = compile_files([p for p in paths if p.exists()], library)
+    return ruleset, problems + [str(e) for e in errors]
+
+
+@mappings_app.command()
+def check(
+    paths: list[Path] | None = typer.Argument(
+        None, help="Mapping files or directories; default: the mappings directory."
+    ),
+    mappings_dir: Path = MAPPINGS_DIR,
+    playbooks_dir: Path = PLAYBOOKS_DIR,
+) -> None:
+    """Validate mapping files: syntax, fields, operators, templates, playbooks and steps."""
+    targets = list(paths) if paths else [mappings_dir]
+    library = _library(playbooks_dir)
+    ruleset, problems = _compile(targets, library)
+    if problems:
+        for line in problems:
+            typer.echo(line)
+        files = len(mapping_files([t for t in targets if t.exists()]))
+        plural = "s" if len(problems) != 1 else ""
+        typer.echo(f"{len(problems)} error{plural} in {files} file{'s' if files != 1 else ''}")
+        raise typer.Exit(1)
+    typer.echo(f"OK {len(ruleset)} rules in {len(ruleset.files)} files")
+
+
+@mappings_app.command()
+def schema() -> None:
+    """Print the JSON Schema of mapping files (for editors and YAML language servers)."""
+    typer.echo(json.dumps(mapping_json_schema(), indent=2))
+
+
+@mappings_app.command("test")
+def test_event(
+    event_file: Path = typer.Argument(
+        ..., help="A normalized event (Event JSON), or a JSON list of events."
+    ),
+    mappings_dir: Path = MAPPINGS_DIR,
+    playbooks_dir: Path = PLAYBOOKS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Dry run: which rules an event matches, what they would do, and why others did not.
+
+    Exit status 1 when a matching rule cannot be rendered for the event (or the rules
+    are invalid), 2 when the event file is unreadable.
+    """
+    try:
+        loaded = _EVENTS.validate_json(event_file.read_bytes())
+    except OSError as exc:
+        _fail(f"{event_file}: {exc.strerror}", 2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"{event_file}: not a valid event: {where}: {first['msg']}", 2)
+    events = loaded if isinstance(loaded, list) else [loaded]
+    ruleset, problems = _compile([mappings_dir], _library(playbooks_dir))
+    if problems:
+        for line in problems:
+            typer.echo(line, err=True)
+        _fail("the mapping files are invalid (see above)")
+    results = [(event, explain(ruleset, event)) for event in events]
+    if as_json:
+        payload = [evaluation_to_dict(ruleset, e, r) for e, r in results]
+        typer.echo(json.dumps(payload if isinstance(loaded, list) else payload[0], indent=2))
+    else:
+        for event, result in results:
+            typer.echo(format_evaluation(ruleset, event, result))
+    if any(r.errors for _, r in results):
+        raise typer.Exit(1)
+
+
+def evaluation_to_dict(ruleset: RuleSet, event: Event, result: Evaluation) -> dict[str, Any]:
+    """JSON form of a dry run (``--json``)."""
+    def where(rule_id: str) -> dict[str, Any]:
+        compiled = ruleset.get(rule_id)
+        return {"file": compiled.file, "line": compiled.line}
+
+    return {
+        "event": {
+            "source": event.source,
+            "vendor": event.vendor,
+            "kind": str(event.kind),
+            "dedupe_key": event.dedupe_key,
+            "client": event.client.model_dump() if event.client else None,
+        },
+        "matched": [
+            {"rule_id": m.rule_id, **where(m.rule_id),
+             "actions": [action_to_dict(a) for a in m.actions]}
+            for m in result.matched
+        ],
+        "errors": [{"rule_id": e.rule_id, "message": e.message} for e in result.errors],
+        "near_misses": [{"rule_id": n.rule_id, "reason": n.reason} for n in result.near_misses],
+        "stopped_by": result.stopped_by,
+        "examined": result.examined,
+    }
+
+
+def describe_action(action: Action) -> str:
+    """One readable line for an action, as the dry run prints it."""
+    client = f" for client {action.client_id}" if action.client_id else ""
+    if isinstance(action, Launch):
+        name = f" ({action.client_name})" if action.client_name else ""
+        text = f"launch {action.playbook}{client}{name}, notes: {action.notes}"
+        for key, value in action.inputs.items():
+            text += f"\n      {key}: {value!r}"
+        return text
+    runs = "all active runs"
+    if action.playbooks:
+        runs = f"active runs of {', '.join(action.playbooks)}"
+    if isinstance(action, Tick):
+        return f"tick {action.step} in {runs}{client}; evidence: {action.evidence!r}"
+    if isinstance(action, Comment):
+        return f"comment on {runs}{client}: {action.text!r}"
+    assert isinstance(action, Cancel)
+    return f"cancel {runs}{client}; reason: {action.reason!r}"
+
+
+def format_evaluation(ruleset: RuleSet, event: Event, result: Evaluation) -> str:
+    """The human-readable dry run of one event."""
+    client = ""
+    if event.client:
+        client = f", client {event.client.id}" + (f" ({event.client.name})"
+                                                  if event.client.name else "")
+    lines = [f"event {event.kind} from {event.vendor}/{event.source}{client} "
+             f"[{event.dedupe_key}]"]
+    for match in result.matched:
+        compiled = ruleset.get(match.rule_id)
+        lines.append(f"  MATCH {match.rule_id}  ({compiled.file}:{compiled.line})")
+        lines.extend(f"    {describe_action(a)}" for a in match.actions)
+    for error in result.errors:
+        lines.append(f"  ERROR {error.rule_id}: {error.message}")
+    for miss in result.near_misses:
+        lines.append(f"  MISS  {miss.rule_id}: {miss.reason}")
+    if result.stopped_by:
+        lines.append(f"  STOP  rule '{result.stopped_by}' has stop: true; "
+                     "later rules were not evaluated")
+    if not result.matched and not result.errors:
+        lines.append("  no rule matched")
+    lines.append(
+        f"  {len(result.matched)} matched, {len(result.errors)} errors, "
+        f"{len(result.near_misses)} near misses ({result.examined} rules examined)"
+    )
+    return "\n".join(lines)
+
 
 app.add_typer(mappings_app, name="mappings")
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from hub.cli.mapping_files import app
+from hub.cli.mappings import mappings_app as app
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ["--mappings-dir", str(REPO / "mappings"), "--playbooks-dir", str(REPO / "playbooks")]
