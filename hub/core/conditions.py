@@ -13,14 +13,21 @@ Written in YAML as a mapping of dotted field paths to tests; every entry must ho
 
 Operators: eq, ne, in, not_in, matches, exists, gt, gte, lt, lte; combinators any, all, not.
 Nothing is ever evaluated as code.
+
+:func:`evaluate` interprets a condition tree (the reference semantics);
+:func:`compile_condition` turns the same tree, once, into a closure of small bound
+callables with the paths pre-split and string operands pre-folded, for the rule engine's
+hot path. Both give the same answer for every condition and context.
 """
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from hub.core.events import lookup
 
@@ -212,6 +219,216 @@ def first_failure(cond: Condition, ctx: dict[str, Any]) -> str | None:
     if evaluate(cond, ctx):
         return None
     return "not: the negated condition holds"
+
+
+Check = Callable[[Any], bool]
+"""A compiled condition: ``check(ctx) -> bool``."""
+Getter = Callable[[Any], Any]
+"""A compiled field path: ``get(ctx)`` is the value there, or :data:`MISSING`."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""What a :data:`Getter` returns when a path segment is absent (``lookup``'s ``found=False``)."""
+
+
+def path_getter(path: str) -> Getter:
+    """Compile a dotted path once; the getter resolves it exactly like ``events.lookup``."""
+    parts = tuple(path.split("."))
+    if len(parts) == 1:
+        (a,) = parts
+
+        def get1(ctx: Any) -> Any:
+            return ctx.get(a, MISSING) if isinstance(ctx, dict) else MISSING
+
+        return get1
+    if len(parts) == 2:
+        a, b = parts
+
+        def get2(ctx: Any) -> Any:
+            if not isinstance(ctx, dict):
+                return MISSING
+            mid = ctx.get(a, MISSING)
+            return mid.get(b, MISSING) if isinstance(mid, dict) else MISSING
+
+        return get2
+
+    def get(ctx: Any) -> Any:
+        current = ctx
+        for part in parts:
+            if not isinstance(current, dict):
+                return MISSING
+            current = current.get(part, MISSING)
+        return current
+
+    return get
+
+
+def compile_condition(cond: Condition) -> Check:
+    """Compile a condition tree once into a check with :func:`evaluate`'s exact semantics.
+
+    Paths are pre-split, string operands casefolded once, ``in`` lists turned into sets,
+    regexes already compiled and comparison operators bound; nothing is ``eval``-ed.
+    """
+    if isinstance(cond, FieldTest):
+        return _compile_test(cond)
+    if isinstance(cond, Not):
+        inner = compile_condition(cond.item)
+        return lambda ctx: not inner(ctx)
+    checks = tuple(compile_condition(c) for c in cond.items)
+    if isinstance(cond, AnyOf):
+        if len(checks) == 1:
+            return checks[0]
+
+        def any_of(ctx: Any) -> bool:
+            for check in checks:  # noqa: SIM110  (no generator per call on the hot path)
+                if check(ctx):
+                    return True
+            return False
+
+        return any_of
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda ctx: first(ctx) and second(ctx)
+
+    def all_of(ctx: Any) -> bool:
+        for check in checks:  # noqa: SIM110  (no generator per call on the hot path)
+            if not check(ctx):
+                return False
+        return True
+
+    return all_of
+
+
+def _always(_ctx: Any) -> bool:
+    return True
+
+
+def _equality(expected: Any) -> Callable[[Any], bool]:
+    """``actual -> _equal(actual, expected)`` with the expected side prepared once."""
+    if isinstance(expected, str):
+        folded = expected.casefold()
+
+        def same_text(actual: Any) -> bool:
+            if isinstance(actual, str):
+                return actual.casefold() == folded
+            return bool(_norm(actual) == expected)
+
+        return same_text
+    normed = _norm(expected)
+    return lambda actual: bool(_norm(actual) == normed)
+
+
+def _membership(values: list[Any]) -> Callable[[Any], bool]:
+    """``actual -> any(_equal(actual, v) for v in values)`` with a set for the text values."""
+    folded = frozenset(v.casefold() for v in values if isinstance(v, str))
+    others = tuple(_norm(v) for v in values if not isinstance(v, str))
+    everything = tuple(_norm(v) for v in values)
+
+    def member(actual: Any) -> bool:
+        if isinstance(actual, str):
+            # str vs str compares casefolded; str vs a non-str value compares as written
+            return actual.casefold() in folded or any(actual == v for v in others)
+        normed = _norm(actual)
+        return any(normed == v for v in everything)
+
+    return member
+
+
+_ORDER: dict[str, Callable[[Any, Any], Any]] = {
+    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}
+
+
+def _compile_test(test: FieldTest) -> Check:
+    get = path_getter(test.path)
+    op = test.op
+    if op == "exists":
+        wanted = bool(test.value)
+        return lambda ctx: ((v := get(ctx)) is not MISSING and v is not None) == wanted
+    if op in ("eq", "ne"):
+        same = _equality(test.value)
+        if op == "eq":
+            return lambda ctx: (v := get(ctx)) is not MISSING and same(v)
+        return lambda ctx: (v := get(ctx)) is MISSING or not same(v)
+    if op in ("in", "not_in"):
+        member = _membership(test.value)
+        if op == "in":
+            return lambda ctx: (v := get(ctx)) is not MISSING and member(v)
+        return lambda ctx: (v := get(ctx)) is MISSING or not member(v)
+    if op == "matches":
+        assert test.pattern is not None  # set by _field_test for 'matches'
+        search = test.pattern.search
+        return lambda ctx: (
+            (v := get(ctx)) is not MISSING and v is not None and search(str(v)) is not None
+        )
+    order = _ORDER[op]
+    expected = _norm(test.value)
+    numeric = isinstance(expected, int | float)
+
+    def compare(ctx: Any) -> bool:
+        actual = get(ctx)
+        if actual is MISSING:
+            return False
+        a = _norm(actual)
+        try:
+            if numeric and isinstance(a, str):
+                a = float(a)
+            return bool(order(a, expected))
+        except (TypeError, ValueError):
+            return False
+
+    return compare
+
+
+def equality_key(value: Any) -> Hashable:
+    """The index key of a value: two values ``eq`` treats as equal have equal keys.
+
+    Text is casefolded and dates become casefolded ISO text (``eq`` compares a date with
+    text by its ISO form); numbers and booleans keep Python's equality (``1 == 1.0 ==
+    True``). The result can be unhashable (a list): such a value equals no indexed one.
+    """
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, datetime | date):
+        return value.isoformat().casefold()
+    return value  # type: ignore[no-any-return]  # Any in, the caller checks hashability
+
+
+def equality_conjuncts(cond: Condition) -> list[tuple[str, frozenset[Hashable]]]:
+    """The ``path eq v`` / ``path in [...]`` tests every match of ``cond`` must pass.
+
+    Only tests in the top-level conjunction count (``all`` nested in it too). Each comes
+    as ``(path, keys)``: the condition can only hold when the value at ``path`` is present
+    and its :func:`equality_key` is one of ``keys``. Tests with an unhashable operand
+    (a list compared with ``eq``) are left out.
+    """
+    out: list[tuple[str, frozenset[Hashable]]] = []
+    stack: list[Condition] = [cond]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, AllOf):
+            stack[:0] = item.items
+        elif isinstance(item, AnyOf) and len(item.items) == 1:
+            stack.insert(0, item.items[0])
+        elif isinstance(item, FieldTest) and item.op in ("eq", "in"):
+            values = item.value if item.op == "in" else [item.value]
+            keys = [equality_key(v) for v in values]
+            try:
+                out.append((item.path, frozenset(keys)))
+            except TypeError:
+                continue
+    return out
 
 
 def fields_of(cond: Condition) -> set[str]:

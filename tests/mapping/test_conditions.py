@@ -96,9 +96,12 @@ def test_operator(condition: dict[str, Any], expected: bool) -> None:
         "id": "r", "on": "ticket.created", "if": condition,
         "comment": {"text": "hit"},
     }]}))
-    result = explain(ruleset, make_event(data={"ticket": TICKET}))
+    event = make_event(data={"ticket": TICKET})
+    result = explain(ruleset, event, trace=True)
     assert bool(result.matched) is expected
     assert bool(result.near_misses) is not expected
+    # the pipeline's indexed pass agrees on the match
+    assert explain(ruleset, event).matched == result.matched
 
 
 def test_no_condition_always_matches() -> None:
@@ -124,9 +127,9 @@ def test_no_condition_always_matches() -> None:
     ],
 )
 def test_near_miss_names_first_failing_condition(condition: dict[str, Any], reason: str) -> None:
-    """explain() reports, for a rule that failed its `if`, the first part that failed."""
+    """A dry run (trace) reports, for a rule that failed its `if`, the first part that failed."""
     ruleset = build_rules(yaml.safe_dump({"rules": [{
         "id": "r", "on": "ticket.created", "if": condition, "comment": {"text": "x"},
     }]}))
-    result = explain(ruleset, make_event(data={"ticket": TICKET}))
+    result = explain(ruleset, make_event(data={"ticket": TICKET}), trace=True)
     assert [(m.rule_id, m.reason) for m in result.near_misses] == [("r", reason)]

@@ -4,6 +4,17 @@ No I/O here. The loader builds a :class:`RuleSet` once; every event then looks a
 rules indexed under its kind and its vendor / source name (plus rules without ``from``),
 in priority order, and each matching rule yields one typed action.
 
+Inside each kind/source bucket rules are indexed again by one of the ``eq`` / ``in``
+tests their condition must pass (``client.key: acme``, ``ticket.board: {in: [...]}``):
+the event's value at that path picks the rules that can match, and only those (plus the
+rules with no such test) have their compiled condition checked. A rule the index skips
+fails that test, so it could never have matched: matches, errors, ``stop`` and order are
+the same as checking every rule.
+
+Near misses: :func:`explain` reports the rules whose condition was checked and failed
+(those the index let through); ``explain(..., trace=True)`` checks every rule of the
+event's kind and source, as a dry run wants, and gives every failing rule's reason.
+
 Errors: a rule whose condition matches but whose templates cannot be rendered for this
 event (a field the template reads is missing) is reported by :func:`explain` in
 ``Evaluation.errors``. :func:`evaluate` is all-or-nothing: it raises ``MappingError`` for
@@ -16,13 +27,25 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from hub.core.conditions import Condition, first_failure
-from hub.core.conditions import evaluate as holds
+from hub.core.conditions import (
+    MISSING,
+    Check,
+    Condition,
+    Getter,
+    compile_condition,
+    equality_conjuncts,
+    equality_key,
+    first_failure,
+    path_getter,
+)
 from hub.core.events import Event, EventKind
 from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick
 from hub.core.mapping.schema import Rule
@@ -48,6 +71,8 @@ class CompiledRule:
         condition: the compiled ``if``.
         templates: compiled templates by rule field (``launch.inputs.leaver_name``).
         rank: position in evaluation order (priority, then file order); set by RuleSet.
+        check: ``condition`` compiled (:func:`~hub.core.conditions.compile_condition`);
+            built from ``condition`` when not given.
     """
 
     rule: Rule
@@ -57,6 +82,16 @@ class CompiledRule:
     condition: Condition
     templates: Mapping[str, Template] = field(default_factory=dict)
     rank: int = 0
+    check: Check | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.check is None:
+            object.__setattr__(self, "check", compile_condition(self.condition))
+
+    def holds(self, ctx: dict[str, Any]) -> bool:
+        """True when the rule's condition holds for an event context."""
+        assert self.check is not None  # set by __post_init__
+        return self.check(ctx)
 
     @property
     def id(self) -> str:
@@ -65,6 +100,76 @@ class CompiledRule:
 
 
 Bucket = tuple[CompiledRule, ...]
+_by_rank = attrgetter("rank")
+
+
+class _Postings(NamedTuple):
+    """The rules of a bucket keyed by the value one path must have for them to match."""
+
+    path: str
+    get: Getter
+    by_key: Mapping[Hashable, Bucket]
+
+
+@dataclass(frozen=True)
+class _ValueIndex:
+    """One kind/source bucket: its rules by rank, and the same rules indexed by value.
+
+    Every rule is either under exactly one path of ``postings`` (once per key it
+    accepts) or in ``rest`` (no ``eq`` / ``in`` test to index on).
+    """
+
+    rules: Bucket
+    postings: tuple[_Postings, ...]
+    rest: Bucket
+
+    @classmethod
+    def build(cls, rules: Sequence[CompiledRule]) -> _ValueIndex:
+        """Index each rule under its most selective ``eq`` / ``in`` test.
+
+        Selective means: the fewest rules of this bucket share the keys it accepts, so a
+        bucket of per-client rules that all also test ``ticket.board`` goes by client.
+        """
+        options = [equality_conjuncts(r.condition) for r in rules]
+        shared: Counter[tuple[str, Hashable]] = Counter(
+            (path, key) for conjuncts in options for path, keys in conjuncts for key in keys
+        )
+        by_path: dict[str, dict[Hashable, list[CompiledRule]]] = {}
+        rest: list[CompiledRule] = []
+        for compiled, conjuncts in zip(rules, options, strict=True):
+            if not conjuncts:
+                rest.append(compiled)
+                continue
+            path, keys = min(conjuncts, key=lambda c: sum(shared[(c[0], k)] for k in c[1]))
+            postings = by_path.setdefault(path, {})
+            for key in keys:
+                postings.setdefault(key, []).append(compiled)
+        return cls(
+            rules=tuple(rules),
+            postings=tuple(
+                _Postings(path, path_getter(path),
+                          MappingProxyType({k: tuple(v) for k, v in keyed.items()}))
+                for path, keyed in by_path.items()
+            ),
+            rest=tuple(rest),
+        )
+
+    def select(self, ctx: dict[str, Any]) -> Bucket | list[CompiledRule]:
+        """The rules of this bucket that can match ``ctx``, by rank."""
+        found: list[Bucket] = [self.rest] if self.rest else []
+        for postings in self.postings:
+            value = postings.get(ctx)
+            if value is MISSING:
+                continue
+            try:
+                hit = postings.by_key.get(equality_key(value))
+            except TypeError:  # an unhashable value (a list) equals no indexed scalar
+                continue
+            if hit:
+                found.append(hit)
+        if len(found) == 1:
+            return found[0]
+        return sorted(chain.from_iterable(found), key=_by_rank)
 
 
 class RuleSet:
@@ -77,7 +182,7 @@ class RuleSet:
 
     rules: tuple[CompiledRule, ...]
     files: tuple[str, ...]
-    _index: Mapping[EventKind, Mapping[str, Bucket]]
+    _index: Mapping[EventKind, Mapping[str, _ValueIndex]]
     _by_id: Mapping[str, CompiledRule]
     _digest: str
 
@@ -114,7 +219,10 @@ class RuleSet:
             self,
             "_index",
             MappingProxyType(
-                {k: MappingProxyType({s: tuple(b) for s, b in v.items()}) for k, v in index.items()}
+                {
+                    k: MappingProxyType({s: _ValueIndex.build(b) for s, b in v.items()})
+                    for k, v in index.items()
+                }
             ),
         )
         canonical = json.dumps(
@@ -143,6 +251,9 @@ class RuleSet:
 
     def buckets(self, event: Event) -> list[Bucket]:
         """The index buckets an event looks at: its vendor, its source and ``*``."""
+        return [b.rules for b in self._value_indexes(event)]
+
+    def _value_indexes(self, event: Event) -> list[_ValueIndex]:
         by_source = self._index.get(event.kind)
         if not by_source:
             return []
@@ -151,15 +262,28 @@ class RuleSet:
 
     def candidates(self, event: Event) -> Iterator[CompiledRule]:
         """Enabled rules for the event's kind and source, in evaluation order, once each."""
-        buckets = self.buckets(event)
-        if len(buckets) == 1:
-            yield from buckets[0]
-            return
-        last = -1
-        for compiled in heapq.merge(*buckets, key=lambda r: r.rank):
-            if compiled.rank != last:  # a rule naming both vendor and source sits in two buckets
-                last = compiled.rank
-                yield compiled
+        return _merge([b.rules for b in self._value_indexes(event)])
+
+    def select(self, event: Event, ctx: dict[str, Any]) -> Iterator[CompiledRule]:
+        """The candidates that can match: those the value index does not rule out for ``ctx``.
+
+        Args:
+            event: the event (its kind, vendor and source pick the buckets).
+            ctx: ``event.context()``, whose values the index looks up.
+        """
+        return _merge([b.select(ctx) for b in self._value_indexes(event)])
+
+
+def _merge(buckets: Sequence[Sequence[CompiledRule]]) -> Iterator[CompiledRule]:
+    """Rank-ordered buckets merged into rank order, each rule once."""
+    if len(buckets) == 1:
+        yield from buckets[0]
+        return
+    last = -1
+    for compiled in heapq.merge(*buckets, key=_by_rank):
+        if compiled.rank != last:  # a rule naming both vendor and source sits in two buckets
+            last = compiled.rank
+            yield compiled
 
 
 class RuleMatch(NamedTuple):
@@ -199,14 +323,23 @@ class Evaluation:
         return [a for m in self.matched for a in m.actions]
 
 
-def explain(rules: RuleSet, event: Event) -> Evaluation:
+def explain(rules: RuleSet, event: Event, *, trace: bool = False) -> Evaluation:
     """Evaluate an event and report matches, render errors and near misses.
 
     Only the rules indexed under the event's kind and vendor / source / ``*`` are
-    examined. A matching rule with ``stop: true`` ends the evaluation (even if its own
+    considered. A matching rule with ``stop: true`` ends the evaluation (even if its own
     templates failed: the event was meant for it).
+
+    Args:
+        rules: the rule set.
+        event: the event.
+        trace: False (the pipeline): the value index skips rules that cannot match, and
+            ``near_misses`` / ``examined`` cover the rules whose condition was checked.
+            True (dry runs): every rule of the kind and source is checked, and every one
+            that failed is a near miss with its first failing part. ``matched``,
+            ``errors`` and ``stopped_by`` are the same either way.
     """
-    return _run(rules, event, with_reasons=True)
+    return _run(rules, event, with_reasons=True, every_rule=trace)
 
 
 def evaluate(rules: RuleSet, event: Event) -> list[Action]:
@@ -216,23 +349,24 @@ def evaluate(rules: RuleSet, event: Event) -> list[Action]:
         MappingError: a matching rule cannot be rendered for this event; no actions are
             returned (all-or-nothing). The message names the rule and the missing field.
     """
-    result = _run(rules, event, with_reasons=False)
+    result = _run(rules, event, with_reasons=False, every_rule=False)
     if result.errors:
         first = result.errors[0]
         raise MappingError(f"rule '{first.rule_id}': {first.message}")
     return result.actions
 
 
-def _run(rules: RuleSet, event: Event, *, with_reasons: bool) -> Evaluation:
+def _run(rules: RuleSet, event: Event, *, with_reasons: bool, every_rule: bool) -> Evaluation:
     ctx = event.context()
     matched: list[RuleMatch] = []
     errors: list[RuleError] = []
     near: list[NearMiss] = []
     examined = 0
     stopped_by = None
-    for compiled in rules.candidates(event):
+    todo = rules.candidates(event) if every_rule else rules.select(event, ctx)
+    for compiled in todo:
         examined += 1
-        if not holds(compiled.condition, ctx):
+        if not compiled.holds(ctx):
             if with_reasons:
                 reason = first_failure(compiled.condition, ctx) or "condition not met"
                 near.append(NearMiss(compiled.id, reason))
@@ -259,7 +393,10 @@ def build_action(compiled: CompiledRule, event: Event, ctx: dict[str, Any]) -> A
         TemplateRenderError: a template failed, or a launch has no client.
     """
     rule = compiled.rule
-    client_id = event.client.id if event.client else None
+    # the hub client the pipeline resolved; a dry run of a bare vendor event shows the
+    # vendor's id (the pipeline refuses that default for an unlinked client)
+    client_id = (event.hub_client.key if event.hub_client
+                 else event.client.id if event.client else None)
     if rule.launch is not None:
         spec = rule.launch
         inputs: dict[str, Any] = {}
@@ -276,7 +413,9 @@ def build_action(compiled: CompiledRule, event: Event, ctx: dict[str, Any]) -> A
             )
         launch_client = target or client_id
         assert launch_client is not None  # both None raised above
-        client_name = event.client.name if event.client and launch_client == client_id else None
+        client_name = (event.hub_client.name if event.hub_client
+                       else event.client.name if event.client else None
+                       ) if launch_client == client_id else None
         return Launch(rule.id, spec.playbook, launch_client, client_name, inputs, str(spec.notes))
     if rule.tick is not None:
         evidence = _text(compiled, "tick.evidence", ctx)
