@@ -121,7 +121,7 @@ def test_event(
         for line in problems:
             typer.echo(line, err=True)
         _fail("the mapping files are invalid (see above)")
-    results = [(event, explain(ruleset, event)) for event in events]
+    results = [(event, explain(ruleset, event, trace=True)) for event in events]
     if as_json:
         payload = [evaluation_to_dict(ruleset, e, r) for e, r in results]
         typer.echo(json.dumps(payload if isinstance(loaded, list) else payload[0], indent=2))
