@@ -209,13 +209,23 @@ class Manifest(BaseModel):
 
 @runtime_checkable
 class RequestBudget(Protocol):
-    """Requests allowed per window for one connector instance, shared by every worker."""
+    """The gate every request of one connector instance passes, shared by every worker:
+    requests allowed per window, and the vendor's source-wide pause (Retry-After)."""
 
     def acquire(self, cost: int = 1) -> None:
         """Take ``cost`` requests; block up to a bound, else raise ``RateLimited``."""
 
     def remaining(self) -> int | None:
         """Requests left in the current window, or None when unknown."""
+
+    def pause(self, seconds: float) -> bool:
+        """The vendor asked for silence: hold every request of the source for ``seconds``
+        (a longer pause already set is kept); True when this call started or extended it.
+
+        ``send`` reads ``paused_for`` before every request it sends."""
+
+    def paused_for(self) -> float:
+        """Seconds left of the source's pause (0.0 when requests may go)."""
 
 
 @runtime_checkable

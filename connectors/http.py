@@ -213,6 +213,15 @@ def _translate(exc: httpx.HTTPError, *, source: str | None, idempotent: bool) ->
     return error
 
 
+def _pause_source(budget: RequestBudget | None, error: RateLimited, source: str | None) -> None:
+    """A vendor 429 with Retry-After pauses the whole source, not only this request."""
+    if budget is None or not error.retry_after:
+        return
+    if budget.pause(error.retry_after):
+        log.warning("source_paused", source=source, seconds=round(error.retry_after, 2),
+                    status=error.status, request_id=error.request_id)
+
+
 def send(
     client: httpx.Client,
     method: str,
@@ -230,13 +239,28 @@ def send(
     cannot have applied them (connect failures, 429); otherwise the ``TransientError`` is
     raised with ``maybe_applied = True`` so the caller can look before resending.
 
+    A 429 with ``Retry-After`` pauses ``budget`` (the whole source, every worker). Before
+    each attempt a pause is waited out when it fits ``policy.max_inline_wait``, else
+    ``RateLimited`` is raised with the seconds left, so the actor reschedules; no request
+    is sent during a pause. Then the attempt takes its share of ``budget``.
+
     Raises:
         ConnectorError: the classified failure of the last attempt.
     """
     idem = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
+    # True while the wait just slept was the vendor's Retry-After: that pause is over for
+    # this call (re-reading it would wait twice when tests patch the sleep out).
+    waited_out_pause = False
 
     def attempt() -> httpx.Response:
+        nonlocal waited_out_pause
         if budget is not None:
+            if not waited_out_pause:
+                paused = budget.paused_for()
+                if paused > 0:
+                    raise RateLimited("source paused at the vendor's request",
+                                      retry_after=paused, source=source)
+            waited_out_pause = False
             budget.acquire()
         try:
             response = client.request(method, url, **kwargs)
@@ -244,7 +268,9 @@ def send(
             raise _translate(exc, source=source, idempotent=idem) from exc
         error = classify(response, source=source)
         if error is not None:
-            if isinstance(error, TransientError) and not isinstance(error, RateLimited):
+            if isinstance(error, RateLimited):
+                _pause_source(budget, error, source)
+            elif isinstance(error, TransientError):
                 error.maybe_applied = not idem
             raise error
         return response
@@ -253,8 +279,10 @@ def send(
         return isinstance(exc, TransientError) and not exc.maybe_applied
 
     def wait(state: RetryCallState) -> float:
+        nonlocal waited_out_pause
         exc = _exception(state)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            waited_out_pause = True
             return float(exc.retry_after)
         return _backoff(policy, state.attempt_number)
 

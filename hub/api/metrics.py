@@ -64,30 +64,39 @@ class RunGauges(Collector):
                                 value=overdue)
 
 
+_BUDGET = ("msphub_connector_budget_remaining", "Requests left in the current window.")
+_PAUSED = ("msphub_connector_paused_seconds",
+           "Seconds left of the vendor's Retry-After pause of the source (0: not paused).")
+
+
 class SourceGauges(Collector):
-    """Remaining request budget per connector instance (shared by every worker)."""
+    """Remaining request budget and vendor pause per connector instance (shared by every
+    worker)."""
 
     def __init__(self, sources: Sources) -> None:
         self._sources = sources
 
     def describe(self) -> list[Metric]:
         """Names only: registering must not call Redis."""
-        return [GaugeMetricFamily("msphub_connector_budget_remaining",
-                                  "Requests left in the current window.", labels=["source"])]
+        return [GaugeMetricFamily(*_BUDGET, labels=["source"]),
+                GaugeMetricFamily(*_PAUSED, labels=["source"])]
 
     def collect(self) -> Iterator[Metric]:
-        """Read each source's budget now (a Redis call in Redis mode)."""
-        family = GaugeMetricFamily("msphub_connector_budget_remaining",
-                                   "Requests left in the current window.", labels=["source"])
+        """Read each source's budget and pause now (Redis calls in Redis mode)."""
+        budget = GaugeMetricFamily(*_BUDGET, labels=["source"])
+        paused = GaugeMetricFamily(*_PAUSED, labels=["source"])
         for src in self._sources:
             try:
                 remaining = src.remaining_budget()
+                pause = src.paused_for()
             except Exception:  # a metrics scrape must not fail because Redis hiccupped
                 log.warning("metrics_budget_unavailable", source=src.name)
                 continue
             if remaining is not None:
-                family.add_metric([src.name], remaining)
-        yield family
+                budget.add_metric([src.name], remaining)
+            paused.add_metric([src.name], round(pause, 3))
+        yield budget
+        yield paused
 
 
 class ApiMetrics:

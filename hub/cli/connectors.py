@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from connectors.base import ConnectorError, WebhookRegistrar, load_registry
 from hub.cli.app import app, context, fail, hub_errors, out, settings
 from hub.runtime.root import configured_sources, redis_client_for
-from hub.services.sources import Sources
+from hub.services.sources import Source, Sources
 from hub.store.models import InboxEvent, SourceCursor
 
 connectors_app = typer.Typer(help="PSA/RMM connectors and their instances.",
@@ -44,13 +44,20 @@ def connectors_list() -> None:
 
 @connectors_app.command("status")
 def connectors_status() -> None:
-    """Per instance: remaining request budget, poll cursors, events received, dead letters."""
+    """Per instance: remaining request budget, vendor pause, poll cursors, events received,
+    dead letters.
+
+    Budgets and pauses are shared state in Redis, so with Redis configured this shows what
+    the running hub sees. Without Redis they live in the hub process's memory: this command
+    cannot see them and says so (read them from the hub's /metrics).
+    """
     sources = _sources()
     if not sources.items:
         out.print("no instances configured in config/connectors.yaml")
         return
+    shared = settings().redis_url is not None
     ctx = context(migrate=True)
-    table = Table("instance", "budget left", "cursors", "events", "pending", "dead",
+    table = Table("instance", "budget left", "paused", "cursors", "events", "pending", "dead",
                   "last event")
     with ctx.sessions() as session:
         for src in sources:
@@ -62,18 +69,31 @@ def connectors_status() -> None:
                     .group_by(InboxEvent.status)).all()}
             last = session.execute(select(func.max(InboxEvent.received_at))
                                    .where(InboxEvent.source == src.name)).scalar_one()
-            try:
-                budget = src.remaining_budget()
-            except ConnectorError as exc:
-                budget = None
-                out.print(f"[yellow]{src.name}: budget unavailable ({exc})[/]")
+            budget_cell, paused_cell = _budget_cells(src, shared)
             table.add_row(
-                src.name, "-" if budget is None else str(budget),
+                src.name, budget_cell, paused_cell,
                 "; ".join(f"{c.stream}@{c.value.get('position', '?')}" for c in cursors) or "-",
                 str(sum(counts.values())), str(counts.get("pending", 0)),
                 str(counts.get("dead", 0)), f"{last:%Y-%m-%d %H:%M:%S}" if last else "-")
     out.print(table)
+    if not shared:
+        out.print("[dim]no Redis configured: request budgets and pauses live in the running "
+                  "hub's memory; see its /metrics (msphub_connector_*)[/]")
     sources.close()
+
+
+def _budget_cells(src: Source, shared: bool) -> tuple[str, str]:
+    """("budget left", "paused") as the running hub sees them, or "n/a" without Redis."""
+    if not shared:
+        return "n/a", "n/a"
+    try:
+        budget = src.remaining_budget()
+        paused = src.paused_for()
+    except ConnectorError as exc:
+        out.print(f"[yellow]{src.name}: budget unavailable ({exc})[/]")
+        return "?", "?"
+    return ("-" if budget is None else str(budget),
+            f"{paused:.0f}s" if paused > 0 else "no")
 
 
 @connectors_app.command("register-webhooks")

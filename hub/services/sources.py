@@ -109,6 +109,11 @@ class Source:
         budget = self.budget or getattr(self.connector, "budget", None)
         return budget.remaining() if budget is not None else None
 
+    def paused_for(self) -> float:
+        """Seconds left of the vendor's Retry-After pause of this instance (0.0: none)."""
+        budget = self.budget or getattr(self.connector, "budget", None)
+        return float(budget.paused_for()) if budget is not None else 0.0
+
     def streams(self) -> list[str]:
         """Streams to poll."""
         if self.spec.poll.streams:

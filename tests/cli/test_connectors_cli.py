@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from typer.testing import CliRunner
 
+from connectors.budget import make_budget
 from connectors.connectwise.sandbox import SandboxServer
 from hub.cli.app import app
 from hub.settings import get_settings
@@ -81,12 +84,28 @@ def test_register_webhooks_is_idempotent_and_removable(env: Path,
     assert sandbox.sandbox.callbacks() == []
 
 
-def test_status_shows_the_remaining_budget(env: Path) -> None:
-    """A fresh instance has its whole per-minute budget left and no events yet."""
+def test_status_shows_the_budget_and_pause_the_hub_sees(
+        env: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Redis the budget and the vendor's pause are the hub's shared state: a fresh
+    instance has its whole per-minute budget left, and a pause set by a worker shows."""
+    monkeypatch.setenv("MSPHUB_REDIS_URL", redis_url)
+    client = redis.Redis.from_url(redis_url)
+    make_budget("cw-test", 120, redis_client=client).pause(90)  # a worker's 429
+    result = CliRunner().invoke(app, ["connectors", "status"])
+    client.close()
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "cw-test" in line)
+    assert "120" in row and re.search(r"\b(8\d|90)s\b", row), row
+
+
+def test_status_without_redis_does_not_show_its_own_budget(env: Path) -> None:
+    """Without Redis the CLI cannot see the hub's in-memory budget, and says so instead
+    of printing its own untouched one."""
     result = CliRunner().invoke(app, ["connectors", "status"])
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "cw-test" in line)
-    assert "120" in row
+    assert "120" not in row and "n/a" in row
+    assert "/metrics" in result.output
 
 
 def test_unknown_instance_is_a_clear_error(env: Path) -> None:

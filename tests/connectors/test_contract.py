@@ -81,18 +81,26 @@ def test_bad_credentials_raise_auth_failed(sandboxed: tuple[str, Sandbox]) -> No
 
 
 def test_429_surfaces_retry_after(sandboxed: tuple[str, Sandbox], sleeps: list[float]) -> None:
-    """A long Retry-After reaches the caller as RateLimited.retry_after; a short one is waited."""
+    """A long Retry-After reaches the caller as RateLimited.retry_after and pauses the
+    source (the next poll is refused with the time left); a short one is waited."""
     vendor, sandbox = sandboxed
     poller = _poller(vendor, sandbox)
     stream = _stream(vendor)
 
+    # Given a vendor that answers 429 with Retry-After: 120
     sandbox.fail_next(5, status=429, retry_after=120)
     with pytest.raises(RateLimited) as info:
         list(poller.poll(stream, None))
+    # When the same source polls again at once
+    with pytest.raises(RateLimited) as paused:
+        list(poller.poll(stream, None))
+    # Then it was refused before sending; another source waits out a short Retry-After
+    other = _poller(vendor, sandbox)
     sandbox.fail_next(1, status=429, retry_after=2)
-    list(poller.poll(stream, None))
+    list(other.poll(stream, None))
 
     assert info.value.retry_after == 120
+    assert 100 < (paused.value.retry_after or 0) <= 120
     assert sleeps == [2.0]
 
 
