@@ -9,6 +9,7 @@ from hub.cli import (  # noqa: F401  (registers commands)
     demo,
     mappings,
     runs,
+    schedules,
     worker,
 )
 from hub.cli.app import app

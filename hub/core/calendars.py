@@ -1,5 +1,9 @@
 """Business-hours calendars and due-date rules ("4h", "3 business days") for checklist steps.
 
+A due rule counts from the launch ("4h"), from the originating event ("4h after event": the
+ticket, alert or agreement that launched the run) or from a date input ("4h after last_day
+17:00"), in wall-clock or business time (:class:`DueSpec`, :func:`due_from`).
+
 Everything here is pure: the start moment is always an argument and nothing reads the clock.
 Computation happens in the calendar's own time zone (wall times, localized with zoneinfo so DST
 is handled), and every result is an aware UTC datetime.
@@ -8,7 +12,7 @@ is handled), and every result is an aware UTC datetime.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -35,10 +39,12 @@ __all__ = [
     "DEFAULT_CALENDAR",
     "Calendar",
     "DueRule",
+    "DueSpec",
     "DueUnit",
     "HolidayRules",
     "WorkingHours",
     "due_at",
+    "due_from",
     "is_working_time",
     "next_opening",
 ]
@@ -381,6 +387,98 @@ class DueRule:
         }
 
 
+LAUNCH, EVENT = "launch", "event"
+_SPEC = re.compile(
+    r"^\s*(?:within\s+)?(?P<rule>.+?)(?:\s+(?:after|of|from)\s+(?:the\s+)?(?P<anchor>[a-z][a-z0-9_-]*)"
+    r"(?:\s+(?:at\s+)?(?P<at>\d{1,2}:\d{2}))?)?\s*$",
+    re.IGNORECASE,
+)
+_SPEC_FORMS = (
+    "'4h' (after launch), '4h after event' (the ticket, alert or agreement that launched the "
+    "run), '4 hours after last_day 17:00' or '2 business days after last_day' (a date input), "
+    "or a mapping {in: 4h, after: last_day, at: '17:00'}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DueSpec:
+    """A step's deadline: a :class:`DueRule` counted from an anchor.
+
+    ``anchor`` is ``"launch"``, ``"event"`` (the originating event's time; the launch when
+    there is none, e.g. a run started by hand) or the id of a date input (midnight, or
+    ``at``, of that day in the client's calendar; the launch when the input is empty).
+    """
+
+    rule: DueRule
+    anchor: str = LAUNCH
+    at: time | None = None
+
+    @classmethod
+    def parse(cls, value: str | Mapping[str, Any]) -> DueSpec:
+        """Parse ``"4h"``, ``"4h after event"``, ``"4 hours after last_day 17:00"`` or a
+        mapping ``{in: ..., after: ..., at: ...}``.
+
+        Raises:
+            ValueError: naming the text and the accepted forms.
+        """
+        if isinstance(value, Mapping):
+            return cls._from_mapping(value)
+        if not isinstance(value, str):
+            raise ValueError(f"a due rule must be text such as '4h', not {value!r}")
+        try:
+            return cls(DueRule.parse(value))
+        except ValueError as plain:
+            match = _SPEC.match(value)
+            if match is None or match["anchor"] is None:
+                raise ValueError(f"{plain}; or count from elsewhere: {_SPEC_FORMS}") from None
+        at = _parse_hhmm(match["at"], value) if match["at"] else None
+        try:
+            rule = DueRule.parse(match["rule"])
+        except ValueError:
+            raise ValueError(f"invalid due rule {value!r}; accepted forms: {_SPEC_FORMS}; "
+                             f"the amount: {_ACCEPTED}") from None
+        return cls._checked(rule, match["anchor"], at, value)
+
+    @classmethod
+    def _from_mapping(cls, value: Mapping[str, Any]) -> DueSpec:
+        unknown = sorted(set(value) - {"in", "after", "at"})
+        if unknown or "in" not in value:
+            raise ValueError(f"a due mapping has 'in' (required), 'after' and 'at', not "
+                             f"{', '.join(unknown) or 'no in'}; e.g. {_SPEC_FORMS}")
+        rule = DueRule._coerce(value["in"])
+        at_value = value.get("at")
+        if isinstance(at_value, int) and not isinstance(at_value, bool):
+            raise ValueError('write times as quoted "HH:MM" strings, e.g. "17:00"')
+        at = _parse_hhmm(str(at_value), str(dict(value))) if at_value is not None else None
+        return cls._checked(rule, str(value.get("after", LAUNCH)), at, str(dict(value)))
+
+    @classmethod
+    def _checked(cls, rule: DueRule, anchor: str, at: time | None, text: str) -> DueSpec:
+        anchor = anchor.lower() if anchor.lower() in (LAUNCH, EVENT) else anchor
+        if at is not None and anchor in (LAUNCH, EVENT):
+            raise ValueError(f"invalid due rule {text!r}: a time of day ('17:00') goes with a "
+                             "date input, not with the launch or the event")
+        return cls(rule, anchor, at)
+
+    @property
+    def input(self) -> str | None:
+        """The date input the deadline counts from, if any."""
+        return None if self.anchor in (LAUNCH, EVENT) else self.anchor
+
+    def __str__(self) -> str:
+        if self.anchor == LAUNCH:
+            return str(self.rule)
+        at = f" {self.at:%H:%M}" if self.at is not None else ""
+        return f"{self.rule} after {self.anchor}{at}"
+
+
+def _parse_hhmm(text: str, where: str) -> time:
+    match = _HHMM.match(text)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"invalid time {text!r} in due rule {where!r}; expected HH:MM")
+    return time(int(match[1]), int(match[2]))
+
+
 # --------------------------------------------------------------------------- computation
 
 
@@ -479,3 +577,35 @@ def due_at(start: datetime, rule: DueRule, calendar: Calendar) -> datetime:
     for _ in range(rule.amount):
         day = calendar.next_working_day(day)
     return calendar.instant(day, calendar.hours.end)
+
+
+def due_from(spec: DueSpec, *, launched_at: datetime, calendar: Calendar,
+             event_at: datetime | None = None,
+             inputs: Mapping[str, Any] | None = None) -> datetime:
+    """When a step falls due: ``spec.rule`` counted from its anchor in ``calendar``.
+
+    Args:
+        spec: the step's parsed due rule.
+        launched_at: the run's launch (aware); the anchor when there is no other.
+        calendar: the client's calendar (zone, hours, holidays).
+        event_at: when the originating event happened (aware), if the run has one.
+        inputs: the run's launch inputs; a date input is an ISO ``YYYY-MM-DD`` string.
+
+    Returns:
+        An aware UTC datetime.
+
+    Raises:
+        ValueError: a naive moment, or a date input that is not an ISO date.
+    """
+    start = launched_at
+    if spec.anchor == EVENT and event_at is not None:
+        start = event_at
+    elif spec.input is not None:
+        value = (inputs or {}).get(spec.input)
+        if value:
+            try:
+                day = value if isinstance(value, date) else date.fromisoformat(str(value))
+            except ValueError:
+                raise ValueError(f"input '{spec.input}' is not a date: {value!r}") from None
+            start = calendar.instant(day, spec.at or time(0))
+    return due_at(start, spec.rule, calendar)

@@ -84,7 +84,7 @@ def apply_action(ctx: HubContext, session: Session, event: Event, action: Action
                               client_name=action.client_name, inputs=action.inputs, by=by,
                               ticket=ticket, origin=origin,
                               options={"notes": action.notes, "rule": action.rule_id},
-                              event_id=event_id)
+                              event_id=event_id, occurred_at=event.occurred_at)
         return {"effect": "launched", "run_id": run.id}
     client = _client(event, action)
     if isinstance(action, Tick):

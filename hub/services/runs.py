@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.config.playbooks import PlaybookLibrary, digest
-from hub.core.calendars import DEFAULT_CALENDAR, Calendar, DueRule, due_at
+from hub.core.calendars import DEFAULT_CALENDAR, Calendar, DueSpec, due_from
 from hub.core.checklists import engine
 from hub.core.checklists.engine import Outcome, RunState, StepState, TicketRef
 from hub.core.checklists.schema import Playbook, Step, coerce_inputs
@@ -172,6 +172,15 @@ class RunService:
                               Run.origin_id == origin.id, Run.playbook_id == playbook_id)
         ).unique().scalar_one_or_none()
 
+    def calendar_for(self, client: Client) -> Calendar:
+        """The calendar a client's due dates and schedules follow: the directory's calendar
+        for the client, else team.yaml's, else ``default``, else UTC office hours."""
+        for name in (client.calendar, self.team.calendar_for(client.key), "default"):
+            calendar = self.calendars.get(name) if name else None
+            if calendar is not None:
+                return calendar
+        return DEFAULT_CALENDAR
+
     # ---- changing ----------------------------------------------------------------
 
     def launch(
@@ -187,8 +196,12 @@ class RunService:
         origin: Origin | None = None,
         options: Mapping[str, Any] | None = None,
         event_id: int | None = None,
+        occurred_at: datetime | None = None,
     ) -> Run:
         """Launch a run of the current version of a playbook for a client.
+
+        ``occurred_at`` is when the originating event happened (a ticket's creation, a
+        schedule's occurrence); due rules ``after event`` count from it.
 
         Raises:
             NotFound: unknown playbook.
@@ -202,14 +215,14 @@ class RunService:
         now = self.clock()
         client_row = self.clients.ensure(session, client, client_name)
         version = self._version(session, playbook, now, library.playbooks[playbook_id].digest)
-        calendar = (self.calendars.get(client_row.calendar or self.team.calendar_for(client))
-                    or self.calendars.get("default") or DEFAULT_CALENDAR)
+        calendar = self.calendar_for(client_row)
 
         def assign(step: Step) -> str | None:
             return self.team.resolve(step.role, client) if step.role else None
 
         def due(rule: str) -> datetime:
-            return due_at(now, DueRule.parse(rule), calendar)
+            return due_from(DueSpec.parse(rule), launched_at=now, calendar=calendar,
+                            event_at=occurred_at, inputs=clean)
 
         row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
                   status=RunStatus.ACTIVE.value, inputs=clean, launched_by=by,

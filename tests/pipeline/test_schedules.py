@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from hub.core.recurrence import ScheduleRule
+from hub.core.recurrence import Recurrence
 from hub.errors import ConfigError
 from hub.runtime.process import Runtime
 from hub.services.scheduled_launches import load_schedules
@@ -40,15 +40,15 @@ LONDON, NEW_YORK = ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
 def test_last_occurrence_in_the_clients_time_zone(rule: str, now: datetime, tz: ZoneInfo,
                                                   expected: datetime) -> None:
     """The latest occurrence at or before now, computed in local time, returned in UTC."""
-    assert ScheduleRule.parse(rule).last_occurrence(now, tz) == expected
+    assert Recurrence.parse(rule).last_occurrence(now, tz) == expected
 
 
 @pytest.mark.parametrize("text", ["monthly on day 31 at 09:00", "every month",
                                   "weekly on funday at 09:00", "daily at 25:00"])
 def test_bad_rules_are_refused_with_the_accepted_forms(text: str) -> None:
-    """A schedule that is not one of the four forms names the text and what is accepted."""
+    """A schedule in none of the accepted forms names the text and what is accepted."""
     with pytest.raises(ValueError, match="schedule"):
-        ScheduleRule.parse(text)
+        Recurrence.parse(text)
 
 
 @pytest.mark.parametrize(("text", "line", "message"), [
@@ -56,6 +56,18 @@ def test_bad_rules_are_refused_with_the_accepted_forms(text: str) -> None:
     ("schedules:\n  - playbook: user-offboarding\n    clients: [A]\n", 2, "has no schedule"),
     ("schedules:\n  - playbook: monthly-maintenance\n    every: sometimes\n    clients: [A]\n",
      3, "invalid schedule"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    cron: '0 9 1 *'\n    clients: [A]\n",
+     3, "five fields"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    rrule: FREQ=WEEKLY;BYHOUR=9\n"
+     "    clients: [A]\n", 3, "say the weekday"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    every: daily at 09:00\n"
+     "    cron: '0 9 * * *'\n    clients: [A]\n", 2, "not every and cron"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    timezone: Mars/Olympus\n"
+     "    clients: [A]\n", 3, "unknown IANA time zone"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    catch_up: some\n    clients: [A]\n",
+     3, "catch_up"),
+    ("schedules:\n  - playbook: monthly-maintenance\n    clients: [A]\n"
+     "  - playbook: monthly-maintenance\n    clients: [B]\n", 4, "give each a 'name:'"),
     ("schedules:\n  - playbook: monthly-maintenance\n", 2, "clients"),
 ])
 def test_schedule_file_errors_name_file_and_line(tmp_path: Path, text: str, line: int,
@@ -73,11 +85,14 @@ def test_schedule_file_errors_name_file_and_line(tmp_path: Path, text: str, line
 
 def test_each_occurrence_launches_once_per_client(runtime: Runtime, clock: Clock) -> None:
     """The job launches this month's maintenance for each listed client, once; next
-    month it launches again."""
+    month it launches again. A listed key the directory does not know is skipped."""
     from hub.runtime.periodic import run as run_job
+    from hub.store.db import transaction
 
+    with transaction(runtime.ctx.sessions) as s:
+        runtime.ctx.clients.ensure(s, "19300", "Globex")
     (runtime.ctx.settings.config_dir / "schedules.yaml").write_text(
-        "schedules:\n  - playbook: monthly-maintenance\n    clients: [ACME, '19300']\n"
+        "schedules:\n  - playbook: monthly-maintenance\n    clients: [ACME, '19300', nobody]\n"
         "    inputs: {has_servers: false}\n")
     # Given the 20th of the month: the 1st's occurrence is due and not launched yet
     run_job(runtime, "schedules")
@@ -131,6 +146,11 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     library = load_library(repo / "playbooks")
     entries = load_schedules(path, {p.id for p in library},
                              {p.id: p.schedule for p in library})
-    assert [(e.playbook, e.clients) for e in entries] == [
-        ("monthly-maintenance", ["ACME", "19300"]), ("quarterly-security-review", ["ACME"])]
+    assert [(e.label, e.playbook, e.describe_clients(), e.catch_up.value) for e in entries] == [
+        ("monthly-maintenance", "monthly-maintenance", "tag: managed-services", "latest"),
+        ("monthly-maintenance-small-offices", "monthly-maintenance", "globex", "all"),
+        ("quarterly-security-review", "quarterly-security-review", "all", "latest"),
+        ("backup-restore-test", "quarterly-security-review", "acme", "none")]
+    assert [e.recurrence("monthly on day 1 at 09:00").kind for e in entries] == [
+        "rrule", "rrule", "rrule", "cron"]
     assert load_schedules(repo / "config" / "schedules.yaml", set(), {}) == []

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub.core.calendars import DueRule
+from hub.core.calendars import DueSpec
 from hub.core.conditions import (
     CONDITION_JSON_SCHEMA,
     Condition,
@@ -17,7 +17,7 @@ from hub.core.conditions import (
     fields_of,
     parse_condition,
 )
-from hub.core.recurrence import ScheduleRule
+from hub.core.recurrence import Recurrence
 
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -78,8 +78,10 @@ class Step(BaseModel):
     )
     due: str | None = Field(
         default=None,
-        description="Deadline relative to launch: '4h', '2 days', '3 business days', "
-        "'8 business hours'.",
+        description="Deadline: '4h', '2 days', '3 business days', '8 business hours' after "
+        "launch; '4h after event' (the ticket/alert that launched the run); '4 hours after "
+        "last_day 17:00' or '2 business days after last_day' (a date input); or the mapping "
+        "{in: 4h, after: last_day, at: '17:00'}. Business time follows the client's calendar.",
     )
     evidence: str | None = Field(default=None, description="What counts as proof the step is done.")
     skippable: bool | Literal["manager"] = Field(
@@ -93,11 +95,13 @@ class Step(BaseModel):
         description="Event kinds that may tick this step (hints for mapping authors).",
     )
 
-    @field_validator("due")
+    @field_validator("due", mode="before")
     @classmethod
-    def _due(cls, value: str | None) -> str | None:
-        if value is not None:
-            DueRule.parse(value)
+    def _due(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return str(DueSpec.parse(value))  # stored in its one-line form
+        if isinstance(value, str):
+            DueSpec.parse(value)
         return value
 
     def condition(self) -> Condition | None:
@@ -123,14 +127,17 @@ class Playbook(BaseModel):
     steps: list[Step] = Field(min_length=1)
     schedule: str | None = Field(
         default=None,
-        description="Recurring launch for every client, e.g. 'monthly on day 1 at 09:00'.",
+        description="When the playbook recurs (for the clients config/schedules.yaml names): "
+        "a friendly form such as 'monthly on day 1 at 09:00' or 'first Monday of each quarter "
+        "at 08:00', an RFC 5545 RRULE ('FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9'), or a five-field "
+        "cron expression ('0 9 1 * *').",
     )
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         if value is not None:
-            ScheduleRule.parse(value)
+            Recurrence.parse(value)
         return value
 
     @model_validator(mode="after")
@@ -162,6 +169,13 @@ class Playbook(BaseModel):
                         raise ValueError(
                             f"steps.{index}.when: '{path}' is not an input of this playbook"
                         )
+        date_inputs = {i.id for i in self.inputs if i.type is InputType.DATE}
+        for index, step in enumerate(self.steps):
+            anchor = DueSpec.parse(step.due).input if step.due else None
+            if anchor is not None and anchor not in date_inputs:
+                raise ValueError(f"steps.{index}.due: '{anchor}' is not a date input of this "
+                                 f"playbook (count from launch, event or one of: "
+                                 f"{', '.join(sorted(date_inputs)) or 'no date inputs'})")
         cycle = _find_cycle({s.id: s.after for s in self.steps})
         if cycle:
             raise ValueError(f"steps.{ids.index(cycle[0])}.after: steps wait for each other "
