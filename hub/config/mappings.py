@@ -19,6 +19,8 @@ from hub.core.mapping.templates import Template, compile_template
 from hub.errors import ConfigError, Loc
 
 SUFFIXES = (".yaml", ".yml")
+TemplateCache = dict[tuple[str, str], Template]
+"""Compiled templates by (text, field) within one load: rules repeat the same texts."""
 _ID_LINE = re.compile(r"^\s*(?:-\s+)?id:\s*['\"]?([^'\"#\s]+)")
 
 
@@ -71,13 +73,15 @@ def compile_files(
     compiled: list[CompiledRule] = []
     errors: list[ConfigError] = []
     seen: dict[str, str] = {}
+    templates: TemplateCache = {}
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             errors.append(ConfigError(f"cannot read file: {exc.strerror}", file=str(path)))
             continue
-        rules, file_errors = parse_rules(text, str(path), library, sources=sources)
+        rules, file_errors = parse_rules(text, str(path), library, sources=sources,
+                                         templates=templates)
         errors.extend(file_errors)
         for rule in rules:
             if rule.id in seen:
@@ -101,8 +105,16 @@ def parse_rules(
     library: PlaybookLibrary,
     *,
     sources: Collection[str] | None = None,
+    templates: TemplateCache | None = None,
 ) -> tuple[list[CompiledRule], list[ConfigError]]:
     """Validate and compile the rules of one mapping document.
+
+    Args:
+        text: the YAML document.
+        file: its name, for errors.
+        library: the playbooks rules may name.
+        sources: when given, every name ``from`` may use.
+        templates: compiled templates to reuse and add to (one load shares one cache).
 
     Returns:
         The valid rules and every error; a caller that wants all-or-nothing checks errors.
@@ -129,9 +141,11 @@ def parse_rules(
         return [], [doc.error("'rules' must be a list of rules", ("rules",))]
     out: list[CompiledRule] = []
     errors: list[ConfigError] = []
+    known = None if sources is None else {source_key(s) for s in sources}
+    cache: TemplateCache = {} if templates is None else templates
     for index, raw in enumerate(raw_rules):
         rule_errors: list[ConfigError] = []
-        compiled = _compile_rule(doc, index, raw, library, sources, rule_errors)
+        compiled = _compile_rule(doc, index, raw, library, sources, known, cache, rule_errors)
         errors.extend(rule_errors)
         if compiled is not None and not rule_errors:
             out.append(compiled)
@@ -161,6 +175,8 @@ def _compile_rule(
     raw: Any,
     library: PlaybookLibrary,
     sources: Collection[str] | None,
+    known: set[str] | None,
+    cache: TemplateCache,
     errors: list[ConfigError],
 ) -> CompiledRule | None:
     base: Loc = ("rules", index)
@@ -201,8 +217,7 @@ def _compile_rule(
         errors.append(doc.error(f"{label}: {exc}", exc.loc))
         return None
 
-    if sources is not None and rule.from_:
-        known = {source_key(s) for s in sources}
+    if sources is not None and known is not None and rule.from_:
         for i, name in enumerate(rule.from_):
             if source_key(name) not in known:
                 fail(f"unknown source '{name}' (known: {', '.join(sorted(sources))})", "from", i)
@@ -212,7 +227,10 @@ def _compile_rule(
     templates: dict[str, Template] = {}
     for fld, source in _template_fields(rule):
         try:
-            templates[fld] = compile_template(source, fld)
+            cached = cache.get((source, fld))
+            if cached is None:
+                cached = cache[(source, fld)] = compile_template(source, fld)
+            templates[fld] = cached
         except TemplateSyntaxError as exc:
             where = f" (template line {exc.lineno})" if "\n" in source.strip() else ""
             fail(f"template error in {fld}{where}: {exc.message}", *fld.split("."))
