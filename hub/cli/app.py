@@ -73,7 +73,7 @@ def runtime() -> Iterator[Runtime]:
     worker runs in this process)."""
     s = settings()
     with hub_errors():
-        rt = build_runtime(s, notes="inline")
+        rt = build_runtime(s, notes="inline", rules=False)
         upgrade(rt.ctx.engine)
         sync_clients(rt.ctx)
     try:

@@ -15,6 +15,7 @@ clients:
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from collections.abc import Collection
 from pathlib import Path
 
@@ -107,6 +108,12 @@ def load_clients(path: Path, *, calendars: Collection[str] | None = None) -> lis
         if "key" in raw:
             raise doc.error("a client's key is its name in this file; remove 'key'",
                             (*loc, "key"))
+        unknown = sorted(set(raw) - set(ClientSpec.model_fields))
+        if unknown:
+            near = get_close_matches(str(unknown[0]), ClientSpec.model_fields, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise doc.error(f"unknown key '{unknown[0]}' (a client has name, calendar, tags "
+                            f"and links){hint}", (*loc, unknown[0]))
         try:
             spec = ClientSpec.model_validate({**raw, "key": key})
         except ValidationError as exc:

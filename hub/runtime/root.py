@@ -80,8 +80,13 @@ def configured_sources(settings: Settings, redis_client: Any = None) -> Sources:
 
 def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None,
                   broker: dramatiq.Broker | None = None, sources: Sources | None = None,
-                  notes: NoteDelivery = "queue") -> Runtime:
+                  notes: NoteDelivery = "queue", rules: bool = True) -> Runtime:
     """Everything one process runs on: services, sources, live rules, broker and actors.
+
+    Args:
+        notes: how the notes a commit wrote are handed to delivery (see ``NoteDelivery``).
+        rules: load the mapping rules and schedules; a CLI command that only works on
+            runs passes False, so a broken mapping file does not stop it.
 
     Raises:
         ConfigError: a playbook, mapping, team, calendar, schedule or connector file is
@@ -95,8 +100,11 @@ def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine |
     # a configured instance; anything else is a typo worth refusing
     names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())
     names |= KNOWN_VENDORS
-    rules = RuleHolder.load(settings.mappings_dir, ctx.playbooks, sources=names)
-    schedules = check_schedules(ctx)  # a broken file stops start-up with file and line
+    if rules:
+        holder = RuleHolder.load(settings.mappings_dir, ctx.playbooks, sources=names)
+        schedules = check_schedules(ctx)  # a broken file stops start-up with file and line
+    else:
+        holder, schedules = RuleHolder(settings.mappings_dir, ctx.playbooks, sources=names), []
 
     def on_dead(actor: str, item_id: int, error: str) -> None:
         mark_dead(ctx, actor, item_id, error)
@@ -105,7 +113,7 @@ def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine |
                                    on_dead=on_dead)
     backend: Any = (RedisBackend(client=redis_client) if redis_client is not None
                     else StubBackend())  # type: ignore[no-untyped-call]
-    rt = Runtime(ctx=ctx, rules=rules, sources=sources, broker=broker,
+    rt = Runtime(ctx=ctx, rules=holder, sources=sources, broker=broker,
                  dispatch=Dispatch(broker), limiter_backend=backend,
                  namespace=settings.redis_namespace, schedules=schedules)
     declare_actors(broker, rt)

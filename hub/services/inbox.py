@@ -50,7 +50,8 @@ def to_event(row: InboxEvent) -> Event:
     return Event(
         source=row.source, vendor=row.vendor, kind=EventKind(row.kind),
         dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
-        client=ClientRef(id=row.client_key, name=row.client_name) if row.client_key else None,
+        client=ClientRef(id=row.client_key, name=row.client_name,
+                         type=row.client_type or "company") if row.client_key else None,
         subject=SubjectRef(type=row.subject_type, id=row.subject_id)
         if row.subject_type and row.subject_id else None,
         data=row.data or {}, raw=row.raw or {},
@@ -64,3 +65,4 @@ def unfinished(session: Session, *, older_than: datetime, limit: int = 1000) -> 
                                     InboxEvent.received_at < older_than)
         .order_by(InboxEvent.id).limit(limit)
     ).scalars())
+        "client_type": event.client.type if event.client else None,

@@ -51,10 +51,11 @@ class Processed:
                 "near_misses": self.near_misses}
 
 
-def _client(event: Event, action: Launch | Tick | Comment | Cancel) -> str:
-    """The hub client an action is for: the rule's ``client:``, else the event's."""
-    if action.client_id:
-        return action.client_id
+def _client(rules: RuleSet, event: Event, action: Launch | Tick | Comment | Cancel) -> str:
+    """The hub client an action is for: the one its rule names, else the event's."""
+    launch = rules.get(action.rule_id).rule.launch
+    if action.client_id and (launch is not None and launch.client is not None):
+        return action.client_id  # a `launch.client:` template named the hub client
     if event.hub_client is not None:
         return event.hub_client.key
     if event.client is not None:
@@ -67,8 +68,8 @@ def _client(event: Event, action: Launch | Tick | Comment | Cancel) -> str:
     raise HubError("the event names no client, and the rule gives none")
 
 
-def apply_action(ctx: HubContext, session: Session, event: Event, action: Action,
-                 event_id: int) -> dict[str, Any]:
+def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event,
+                 action: Action, event_id: int) -> dict[str, Any]:
     """Apply one action; returns a JSON-ready description of the effect."""
     by = f"rule:{action.rule_id}"
     if isinstance(action, Launch):
@@ -80,13 +81,13 @@ def apply_action(ctx: HubContext, session: Session, event: Event, action: Action
             existing = ctx.runs.find_by_origin(session, origin, action.playbook)
             if existing is not None:
                 return {"effect": "already_launched", "run_id": existing.id}
-        run = ctx.runs.launch(session, action.playbook, client=_client(event, action),
+        run = ctx.runs.launch(session, action.playbook, client=_client(rules, event, action),
                               client_name=action.client_name, inputs=action.inputs, by=by,
                               ticket=ticket, origin=origin,
                               options={"notes": action.notes, "rule": action.rule_id},
                               event_id=event_id, occurred_at=event.occurred_at)
         return {"effect": "launched", "run_id": run.id}
-    client = _client(event, action)
+    client = _client(rules, event, action)
     if isinstance(action, Tick):
         results = ctx.runs.tick(session, client=client, playbooks=action.playbooks,
                                 step_id=action.step, by=by, evidence=action.evidence,
@@ -183,7 +184,8 @@ def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
                 described = action_to_dict(action)
                 try:
                     with session.begin_nested():
-                        described.update(apply_action(ctx, session, event, action, event_id))
+                        described.update(
+                            apply_action(ctx, session, rules, event, action, event_id))
                 except (HubError, ValueError) as exc:
                     described["effect"] = "error"
                     result.errors.append({"rule_id": action.rule_id, "error": str(exc)})

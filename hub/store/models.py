@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hub.store.types import JSONType, UTCDateTime
@@ -25,9 +35,9 @@ class Client(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     calendar: Mapped[str | None] = mapped_column(String(100))  # a calendars.yaml name
-    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     # made automatically for an unlinked vendor client (only when the deployment opts in)
-    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     links: Mapped[list[ClientLink]] = relationship(
         back_populates="client", lazy="selectin", order_by="ClientLink.id",

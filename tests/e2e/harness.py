@@ -294,6 +294,10 @@ class HubOptions:
     completed_status: str | None = None
     # hub client key → the sandbox company identifiers linked to it (config/clients.yaml)
     clients: dict[str, list[str]] = field(default_factory=lambda: {"acme": ["ACME"]})
+    # more links: hub client key → [(source, type, vendor id)]
+    links: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # generic signed-webhook sources (standing in for tools without a connector): name → secret
+    webhook_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -382,11 +386,16 @@ class Hub:
         if self.options.completed_status:
             source["completed_status"] = self.options.completed_status
         # JSON is YAML: no quoting surprises for URLs or ${ENV} references
-        (config / "connectors.yaml").write_text(json.dumps({"sources": {SOURCE: source}},
-                                                           indent=2))
+        sources = {SOURCE: source, **{
+            name: {"vendor": "webhook", "poll": {"enabled": False}, "config": {"secret": secret}}
+            for name, secret in self.options.webhook_sources.items()}}
+        (config / "connectors.yaml").write_text(json.dumps({"sources": sources}, indent=2))
         clients = {key: {"links": [{"source": SOURCE, "type": "company", "id": ident}
                                    for ident in idents]}
                    for key, idents in self.options.clients.items()}
+        for key, links in self.options.links.items():
+            entry = clients.setdefault(key, {"links": []})
+            entry["links"] += [{"source": s, "type": ty, "id": i} for s, ty, i in links]
         (config / "clients.yaml").write_text(json.dumps({"clients": clients}, indent=2))
 
     def _env(self) -> dict[str, str]:

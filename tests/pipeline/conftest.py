@@ -60,6 +60,8 @@ clients:
     links:
       - {source: psa, type: company, id: ACME}
       - {source: webhook, type: company, id: ACME}
+      - {source: tools, type: company, id: ACME}
+      - {source: rmm, type: site, id: site-acme-1}
 """
 
 

@@ -186,7 +186,8 @@ def alert(alert_id: str, category: str = "backup") -> dict[str, Any]:
         "source": "rmm", "vendor": "fakermm", "kind": "alert.resolved",
         "dedupe_key": f"alert:{alert_id}",
         "occurred_at": datetime(2026, 11, 20, 11, tzinfo=UTC).isoformat(),
-        "client": {"id": "ACME"}, "subject": {"type": "alert", "id": alert_id},
+        "client": {"id": "site-acme-1", "type": "site"},
+        "subject": {"type": "alert", "id": alert_id},
         "data": {"alert": {"id": alert_id, "category": category, "message": "Backup OK"}},
     }
 

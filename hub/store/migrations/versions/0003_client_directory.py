@@ -28,11 +28,14 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("clients", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("calendar", sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column("tags", JSON, nullable=False, server_default="[]"))
-        batch_op.add_column(sa.Column("provisional", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+    # plain ADD COLUMNs, never a table rebuild: SQLite's foreign keys from runs would refuse
+    # to let the old clients table go. The server defaults fill the existing rows; the
+    # models declare the same ones.
+    op.add_column("clients", sa.Column("calendar", sa.String(length=100), nullable=True))
+    op.add_column("clients", sa.Column("tags", JSON, nullable=False,
+                                       server_default=sa.text("'[]'")))
+    op.add_column("clients", sa.Column("provisional", sa.Boolean(), nullable=False,
+                                       server_default=sa.false()))
     op.create_table(
         "client_links",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -54,10 +57,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("hub_client", sa.String(length=200), nullable=True))
         batch_op.create_index("ix_inbox_events_hub_client", ["hub_client"], unique=False)
     _link_existing_clients()
-    # the server defaults only filled the existing rows; the models set these values
-    with op.batch_alter_table("clients", schema=None) as batch_op:
-        batch_op.alter_column("tags", existing_type=JSON, server_default=None)
-        batch_op.alter_column("provisional", existing_type=sa.Boolean(), server_default=None)
 
 
 def _link_existing_clients() -> None:
