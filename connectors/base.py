@@ -6,6 +6,7 @@ ConnectorError           base; attributes .source, .status, .request_id
     RateLimited          .retry_after seconds (429, or the request budget is spent)
   PermanentError         never retried (4xx other than 408/429, bad vendor data)
     AuthFailed           401/403: disable the source and alert
+    TLSFailed            the vendor's certificate did not verify (set ca_bundle); .host
     NotFound             404: the record is gone
   WebhookRejected        .status 401: bad secret or signature, answer with .status
     MalformedPayload     .status 400: the body cannot be parsed; names the bad field
@@ -79,6 +80,15 @@ class PermanentError(ConnectorError):
 
 class AuthFailed(PermanentError):
     """Credentials were refused or lack a permission."""
+
+
+class TLSFailed(PermanentError):
+    """The vendor's TLS certificate did not verify against the trusted CAs; an admin must
+    fix the certificate or the source's ``ca_bundle``."""
+
+    def __init__(self, message: str, *, host: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.host = host
 
 
 class NotFound(PermanentError):

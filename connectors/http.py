@@ -7,6 +7,7 @@ No httpx exception leaves this module's ``send``: transport failures become
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from connectors.base import (
     PermanentError,
     RateLimited,
     RequestBudget,
+    TLSFailed,
     TransientError,
 )
 from connectors.budget import MemoryBudget, RedisBudget, make_budget
@@ -201,11 +203,45 @@ def _exception(state: RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome is not None else None
 
 
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind an httpx/httpcore exception chain, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _host(exc: httpx.HTTPError) -> str | None:
+    try:
+        return exc.request.url.host
+    except RuntimeError:  # an exception raised without a request (tests)
+        return None
+
+
 def _translate(exc: httpx.HTTPError, *, source: str | None, idempotent: bool) -> ConnectorError:
-    """Turn an httpx exception into our error tree (chained by the caller)."""
+    """Turn an httpx exception into our error tree (chained by the caller).
+
+    A certificate that does not verify is ``TLSFailed`` (permanent: an admin fixes the
+    certificate or ``ca_bundle``), other TLS failures a transient "TLS handshake failed".
+    """
     name = type(exc).__name__
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return PermanentError(f"unusable URL ({name})", source=source)
+    tls = _ssl_cause(exc)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        host = _host(exc)
+        reason = tls.verify_message or tls.reason or "verification failed"
+        return TLSFailed(f"TLS certificate of {host or 'the vendor'} not trusted ({reason}); "
+                         "set the source's ca_bundle if it uses its own CA",
+                         source=source, host=host)
+    if tls is not None:
+        error = TransientError(f"TLS handshake failed ({tls.reason or type(tls).__name__})",
+                               source=source)
+        return error  # nothing is sent before the handshake completes: safe to retry
     error = TransientError(f"HTTP transport error ({name})", source=source)
     # Connect/pool failures never reached the server; anything later may have been applied.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)

@@ -20,6 +20,14 @@ access_log = structlog.get_logger("hub.api.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is reused only when it is short and plain (it ends up in logs and headers).
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# /webhooks/{source}/{secret}: everything after the source segment may be a secret.
+_WEBHOOK_SECRET = re.compile(r"^(/webhooks/[^/]*)/.+$")
+
+
+def loggable_path(path: str) -> str:
+    """The request path as the access log may show it: a webhook secret carried in the
+    path (``/webhooks/cw-prod/<secret>``) becomes ``***``."""
+    return _WEBHOOK_SECRET.sub(r"\1/***", path)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -57,7 +65,8 @@ class RequestContextMiddleware:
     """Pure ASGI middleware, so the bound context reaches sync endpoints in the threadpool.
 
     Logs one ``http_request`` line per request with method, path (never the query string,
-    which may hold a dashboard ``?token=``), status and duration; never headers or bodies.
+    which may hold a dashboard ``?token=``, nor a webhook secret path segment), status
+    and duration; never headers or bodies.
     """
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_body: int) -> None:
@@ -106,5 +115,6 @@ class RequestContextMiddleware:
                 seconds = time.perf_counter() - started
                 method = str(scope.get("method", ""))
                 self.metrics.observe_request(method, _route_template(scope), status, seconds)
-                access_log.info("http_request", method=method, path=scope.get("path", ""),
+                access_log.info("http_request", method=method,
+                                path=loggable_path(str(scope.get("path", ""))),
                                 status=status, duration_ms=round(seconds * 1000, 1))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from hub.errors import ConfigError, Loc
@@ -133,9 +134,26 @@ def validation_error(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> Co
     return ConfigError(msg, file=doc.file, line=doc.line(clean), key=key)
 
 
+def config_env(env_file: Path | str | None,
+               environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``${VAR}`` in ``config/*.yaml`` resolves against: the process environment
+    over the ``.env`` file, the precedence pydantic-settings gives the ``MSPHUB_*``
+    settings read from the same file. A missing file adds nothing.
+
+    Args:
+        env_file: the ``.env`` file the settings were read from (``Settings``'s
+            ``env_file``), or None.
+        environ: the process environment; ``os.environ`` when omitted.
+    """
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return {**values, **(os.environ if environ is None else environ)}
+
+
 def expand_env(value: Any, env: Mapping[str, str] | None = None, *, where: YamlDoc | None = None,
                loc: Loc = ()) -> Any:
-    """Replace ``${VAR}`` references in strings, recursively.
+    """Replace ``${VAR}`` references in strings, recursively (``env``: see ``config_env``).
 
     Raises:
         ConfigError: a referenced variable is not set (naming file and key).

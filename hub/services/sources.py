@@ -7,6 +7,7 @@ sources:
     enabled: true
     poll: {enabled: true, interval: 5m}
     requests_per_minute: 600     # request budget shared by every worker
+    ca_bundle: certs/psa-ca.pem  # on-premise PSA with its own CA (PEM; relative to this file)
     config:                      # validated by the connector's config model
       site: na.myconnectwise.net
       private_key: ${CW_PRIVATE_KEY}   # secrets only as ${ENV_VAR} references
@@ -16,6 +17,7 @@ sources:
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,7 +36,8 @@ from connectors.base import (
     get_connector_class,
 )
 from connectors.budget import make_budget
-from hub.config.yamlio import expand_env, read_yaml, validation_error
+from hub.config.yamlio import YamlDoc, expand_env, read_yaml, validation_error
+from hub.errors import Loc
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
 
@@ -81,6 +84,12 @@ class SourceSpec(BaseModel):
     completed_status: str | None = Field(
         default=None,
         description="PSA ticket status to set when a run launched from the ticket completes.",
+    )
+    ca_bundle: str | None = Field(
+        default=None, min_length=1,
+        description="PEM file of the CA certificates this source's TLS certificate is "
+        "checked against (on-premise PSAs with their own CA); relative to this file. "
+        "Default: the system's trusted CAs.",
     )
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -138,6 +147,25 @@ class Sources:
             src.connector.close()
 
 
+def _ca_transport(doc: YamlDoc, path: Path, bundle: str, loc: Loc) -> httpx.HTTPTransport:
+    """An HTTP transport that trusts the CAs of ``bundle`` (relative to the config file).
+
+    Raises:
+        ConfigError: the file is missing or holds no usable PEM certificates.
+    """
+    file = Path(bundle).expanduser()
+    if not file.is_absolute():
+        file = path.parent / file
+    if not file.is_file():
+        raise doc.error(f"CA bundle {str(file)!r} does not exist", loc)
+    try:
+        context = ssl.create_default_context(cafile=str(file))
+    except (ssl.SSLError, ValueError) as exc:
+        raise doc.error(f"CA bundle {str(file)!r} holds no usable PEM certificates "
+                        f"({type(exc).__name__})", loc) from exc
+    return httpx.HTTPTransport(verify=context)
+
+
 def load_sources(
     path: Path,
     *,
@@ -147,6 +175,13 @@ def load_sources(
     namespace: str = "msphub",
 ) -> Sources:
     """Load and construct every enabled connector instance.
+
+    Args:
+        env: what ``${VAR}`` references resolve against: pass
+            ``config_env(<the .env file>)`` so the ``.env`` file counts too; the process
+            environment alone when omitted.
+        transport: used for every source when given (tests); otherwise a source with
+            ``ca_bundle`` gets a transport trusting that bundle.
 
     Raises:
         ConfigError: naming the file, line and key (unknown vendor, bad config, missing env var).
@@ -174,12 +209,15 @@ def load_sources(
         except RegistryError as exc:
             raise doc.error(str(exc), (*loc, "vendor")) from exc
         config = expand_env(spec.config, env, where=doc, loc=(*loc, "config"))
+        source_transport = transport
+        if spec.ca_bundle is not None and transport is None:
+            source_transport = _ca_transport(doc, path, spec.ca_bundle, (*loc, "ca_bundle"))
         per_minute = spec.requests_per_minute or int(config.get("requests_per_minute", 600))
         budget: RequestBudget = make_budget(str(name), per_minute, redis_client=redis_client,
                                             namespace=namespace)
         try:
-            connector = build_connector(spec.vendor, str(name), config, transport=transport,
-                                        budget=budget)
+            connector = build_connector(spec.vendor, str(name), config,
+                                        transport=source_transport, budget=budget)
         except InvalidConfig as exc:
             key, msg = exc.problems[0] if exc.problems else ("", str(exc))
             where = (*loc, "config", *key.split("."))
