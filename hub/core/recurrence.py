@@ -78,6 +78,8 @@ _MAX_COUNT = 10_000
 # times with this margin on both sides of a UTC window never misses one that lands inside it.
 _MARGIN = timedelta(hours=26)
 _LOOKBACK = timedelta(days=400)  # how far back "the latest occurrence" is looked for
+_DST_SLACK = timedelta(hours=3)
+_RESUME_SLACK = 200  # occurrences a dense rule can have in _DST_SLACK (one a minute: 180)
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,#?LW-]+$")
 
 
@@ -453,17 +455,21 @@ def due_occurrences(rule: Recurrence, policy: CatchUp, now: datetime, tz: ZoneIn
         return [o for o in rule.between(now - on_time, now, tz) if newer(o)][:limit]
     if policy is CatchUp.ALL and last_key is not None:
         since = _key_moment(last_key, tz, now)
-        return [o for o in rule.between(since, now, tz, limit=limit + 1) if newer(o)][:limit]
+        # the slack covers what lies between `since` and the last key (at most a few hours)
+        found = rule.between(since, now, tz, limit=limit + _RESUME_SLACK)
+        return [o for o in found if newer(o)][:limit]
     latest = rule.latest(now, tz)
     return [latest] if latest is not None and newer(latest) else []
 
 
 def _key_moment(key: str, tz: ZoneInfo, now: datetime) -> datetime:
-    """A UTC instant just before the occurrence a key names (for where to resume)."""
+    """A UTC instant a little before the first occurrence after the one ``key`` names."""
     try:
         wall = datetime.fromisoformat(key)
     except ValueError:
         return now - _LOOKBACK
-    if len(key) == 10:  # a date key: the occurrence fired some time that day
-        wall = datetime.combine(wall.date(), time(0))
-    return max(wall.replace(tzinfo=tz).astimezone(UTC) - _MARGIN, now - _LOOKBACK)
+    if len(key) == 10:  # a date key: the next candidate is on a later day
+        wall = datetime.combine(wall.date() + timedelta(days=1), time(0))
+    # a few hours early: around a DST change a later wall time can be an earlier instant
+    moment = wall.replace(tzinfo=tz).astimezone(UTC) - _DST_SLACK
+    return max(moment, now - _LOOKBACK)
