@@ -351,33 +351,35 @@ _ORDER: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _compile_test(test: FieldTest) -> Check:
-    get = path_getter(test.path)
+    get, holds = path_getter(test.path), _value_test(test)
+    return lambda ctx: holds(get(ctx))
+
+
+def _value_test(test: FieldTest) -> Callable[[Any], bool]:
+    """The test on the value at the path (``MISSING`` when absent), operands prepared once."""
     op = test.op
     if op == "exists":
         wanted = bool(test.value)
-        return lambda ctx: ((v := get(ctx)) is not MISSING and v is not None) == wanted
+        return lambda v: (v is not MISSING and v is not None) == wanted
     if op in ("eq", "ne"):
         same = _equality(test.value)
         if op == "eq":
-            return lambda ctx: (v := get(ctx)) is not MISSING and same(v)
-        return lambda ctx: (v := get(ctx)) is MISSING or not same(v)
+            return lambda v: v is not MISSING and same(v)
+        return lambda v: v is MISSING or not same(v)
     if op in ("in", "not_in"):
         member = _membership(test.value)
         if op == "in":
-            return lambda ctx: (v := get(ctx)) is not MISSING and member(v)
-        return lambda ctx: (v := get(ctx)) is MISSING or not member(v)
+            return lambda v: v is not MISSING and member(v)
+        return lambda v: v is MISSING or not member(v)
     if op == "matches":
         assert test.pattern is not None  # set by _field_test for 'matches'
         search = test.pattern.search
-        return lambda ctx: (
-            (v := get(ctx)) is not MISSING and v is not None and search(str(v)) is not None
-        )
+        return lambda v: v is not MISSING and v is not None and search(str(v)) is not None
     order = _ORDER[op]
     expected = _norm(test.value)
     numeric = isinstance(expected, int | float)
 
-    def compare(ctx: Any) -> bool:
-        actual = get(ctx)
+    def compare(actual: Any) -> bool:
         if actual is MISSING:
             return False
         a = _norm(actual)
@@ -389,6 +391,51 @@ def _compile_test(test: FieldTest) -> Check:
             return False
 
     return compare
+
+
+Explainer = Callable[[Any], str | None]
+"""A compiled :func:`first_failure`: ``why(ctx)`` is None when the condition holds."""
+
+
+def compile_explainer(cond: Condition) -> Explainer:
+    """Compile :func:`first_failure` once: one pass gives the verdict and, on failure,
+    the same reason text (the reason string is built only when the condition fails)."""
+    if isinstance(cond, FieldTest):
+        get, holds = path_getter(cond.path), _value_test(cond)
+        described = cond.describe()
+
+        def why_field(ctx: Any) -> str | None:
+            value = get(ctx)
+            if holds(value):
+                return None
+            return f"{described} (got {'missing' if value is MISSING else repr(value)})"
+
+        return why_field
+    if isinstance(cond, Not):
+        negated = compile_condition(cond.item)
+        return lambda ctx: "not: the negated condition holds" if negated(ctx) else None
+    whys = tuple(compile_explainer(c) for c in cond.items)
+    if isinstance(cond, AnyOf):
+        checks = tuple(compile_condition(c) for c in cond.items)
+
+        def why_any(ctx: Any) -> str | None:
+            for check in checks:
+                if check(ctx):
+                    return None
+            return "none of: " + "; ".join(why(ctx) or "?" for why in whys)
+
+        return why_any
+    if len(whys) == 1:
+        return whys[0]
+
+    def why_all(ctx: Any) -> str | None:
+        for why in whys:
+            reason = why(ctx)
+            if reason:
+                return reason
+        return None
+
+    return why_all
 
 
 def equality_key(value: Any) -> Hashable:

@@ -39,11 +39,12 @@ from hub.core.conditions import (
     MISSING,
     Check,
     Condition,
+    Explainer,
     Getter,
     compile_condition,
+    compile_explainer,
     equality_conjuncts,
     equality_key,
-    first_failure,
     path_getter,
 )
 from hub.core.events import Event, EventKind
@@ -73,6 +74,8 @@ class CompiledRule:
         rank: position in evaluation order (priority, then file order); set by RuleSet.
         check: ``condition`` compiled (:func:`~hub.core.conditions.compile_condition`);
             built from ``condition`` when not given.
+        explainer: ``condition`` compiled to give its first failing part
+            (:func:`~hub.core.conditions.compile_explainer`); built when not given.
     """
 
     rule: Rule
@@ -83,15 +86,23 @@ class CompiledRule:
     templates: Mapping[str, Template] = field(default_factory=dict)
     rank: int = 0
     check: Check | None = field(default=None, repr=False, compare=False)
+    explainer: Explainer | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.check is None:
             object.__setattr__(self, "check", compile_condition(self.condition))
+        if self.explainer is None:
+            object.__setattr__(self, "explainer", compile_explainer(self.condition))
 
     def holds(self, ctx: dict[str, Any]) -> bool:
         """True when the rule's condition holds for an event context."""
         assert self.check is not None  # set by __post_init__
         return self.check(ctx)
+
+    def why_not(self, ctx: dict[str, Any]) -> str | None:
+        """None when the condition holds, else its first failing part (as a dry run shows)."""
+        assert self.explainer is not None  # set by __post_init__
+        return self.explainer(ctx)
 
     @property
     def id(self) -> str:
@@ -366,10 +377,12 @@ def _run(rules: RuleSet, event: Event, *, with_reasons: bool, every_rule: bool) 
     todo = rules.candidates(event) if every_rule else rules.select(event, ctx)
     for compiled in todo:
         examined += 1
-        if not compiled.holds(ctx):
-            if with_reasons:
-                reason = first_failure(compiled.condition, ctx) or "condition not met"
+        if with_reasons:
+            reason = compiled.why_not(ctx)  # one pass: the verdict, and why when it fails
+            if reason is not None:
                 near.append(NearMiss(compiled.id, reason))
+                continue
+        elif not compiled.holds(ctx):
             continue
         try:
             matched.append(RuleMatch(compiled.id, (build_action(compiled, event, ctx),)))
