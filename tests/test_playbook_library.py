@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hub.config.playbooks import load_file, load_library, playbook_files
-from hub.core.calendars import DueRule
+from hub.core.calendars import DueRule, DueSpec
 from hub.core.checklists import engine
 from hub.core.checklists.schema import InputType, Playbook, coerce_inputs
 from hub.core.conditions import fields_of, parse_condition
@@ -72,7 +72,7 @@ def library() -> dict[str, Playbook]:
 
 
 def _due(rule: str | None) -> DueRule | None:
-    return None if rule is None else DueRule.parse(rule)
+    return None if rule is None else DueSpec.parse(rule).rule
 
 
 def _sample(spec: Any, flavour: bool) -> Any:
@@ -123,10 +123,11 @@ def test_ids_are_unique_and_equal_the_file_name() -> None:
 
 
 def test_every_playbook_has_the_required_top_level_fields(library: dict[str, Playbook]) -> None:
-    """Every playbook has a title, version 1, a description, a category and typed inputs."""
+    """Every playbook has a title, version 1 (offboarding 2: due dates follow the last day),
+    a description, a category and typed inputs."""
     for pb in library.values():
         assert pb.title and pb.description and pb.category, pb.id
-        assert pb.version == 1, pb.id
+        assert pb.version == (2 if pb.id == "user-offboarding" else 1), pb.id
         assert pb.inputs, f"{pb.id}: no inputs"
 
 
@@ -297,11 +298,14 @@ def test_offboarding_is_strictly_ordered(library: dict[str, Playbook]) -> None:
 
 
 def test_offboarding_steps_are_due_within_four_hours(library: dict[str, Playbook]) -> None:
-    """Every offboarding step is due 4h after launch, except the documented later steps."""
+    """Every offboarding step is due 4h after its anchor, except the documented later steps:
+    the request check counts from the leaver ticket, the rest from the last day."""
     pb = library["user-offboarding"]
     for step in pb.steps:
         expected = OFFBOARDING_DUE_EXCEPTIONS.get(step.id, "4h")
         assert _due(step.due) == DueRule.parse(expected), f"{step.id}: {step.due}"
+        spec = DueSpec.parse(step.due or "")
+        assert spec.anchor == ("event" if step.id == "confirm-leaver" else "last_day"), step.id
     # the later steps come last, so strict order never holds a revocation behind them
     tail = [s.id for s in pb.steps[-len(OFFBOARDING_DUE_EXCEPTIONS):]]
     assert set(tail) == set(OFFBOARDING_DUE_EXCEPTIONS)

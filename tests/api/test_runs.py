@@ -27,7 +27,7 @@ def test_launch_returns_the_run_with_location_and_assignees(api: Api) -> None:
     run = response.json()
     assert response.headers["Location"] == f"/api/runs/{run['id']}"
     assert (run["playbook"], run["version"], run["client"], run["client_name"]) == (
-        "user-offboarding", 1, "ACME", "Acme Ltd")
+        "user-offboarding", 2, "ACME", "Acme Ltd")
     assert run["inputs"]["has_company_device"] is False
     steps = _steps(run)
     # ACME's engineer is erin (client override); service-desk falls back to alice
@@ -86,7 +86,8 @@ def test_list_filters_by_client_playbook_status_and_assignee(api: Api) -> None:
 
 
 def test_overdue_filter_follows_the_clock(api: Api) -> None:
-    """Nothing is overdue at launch; past the 4 h deadline every active leaver run is."""
+    """Nothing is overdue at launch; 4 h past the last day (17:00 local) every active leaver
+    run is."""
     # Given two leaver runs, one of them finished up to the first step
     a = api.launch(client="ACME")["id"]
     b = api.launch(client="19300")["id"]
@@ -94,8 +95,9 @@ def test_overdue_filter_follows_the_clock(api: Api) -> None:
     # Then at launch time nothing is overdue
     assert _ids(api.get("/api/runs", params={"overdue": "true"})) == []
     assert _ids(api.get("/api/runs", params={"overdue": "false"})) == [b, a]
-    # When the clock passes the 4-hour deadline
-    api.clock.advance(hours=4, minutes=1)
+    # When the clock passes 4 hours after 17:00 on the last day (2025-03-07; ACME is in New
+    # York, 22:00 UTC; launched 2025-03-03 10:00 UTC)
+    api.clock.advance(days=4, hours=16, minutes=1)
     # Then both are overdue, with a count in the summary and flags on the steps
     runs = api.get("/api/runs", params={"overdue": "true"}).json()
     assert [r["id"] for r in runs] == [b, a]
