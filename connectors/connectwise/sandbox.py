@@ -11,8 +11,10 @@ with SandboxServer() as server:                 # http://127.0.0.1:<free port>
 It serves the API subset the connector uses in vendor shapes (bare JSON arrays with
 ``Link`` headers, ``_info.lastUpdated``, ``{code, message, errors}`` error bodies), checks
 Basic auth and ``clientId``, and POSTs signed callbacks to registered URLs from worker
-threads. Switches (Python or ``/_sandbox/...``): forced 429/5xx, slow responses, dropped
-or thin callbacks. Run it standalone with ``python -m connectors.connectwise.sandbox``.
+threads. Switches come from the sandbox kit (``connectors.sandbox``; Python or
+``/_sandbox/...``): forced 429/5xx before or after applying a write, slow responses,
+dropped or duplicated callbacks; and ConnectWise's own thin callbacks. Run it standalone
+with ``python -m connectors.connectwise.sandbox``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import secrets
 import signal
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -33,10 +34,9 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from connectors.connectwise.sandbox_app import build_app
-from connectors.connectwise.sandbox_callbacks import CallbackDispatcher
 from connectors.connectwise.sandbox_store import API_MEMBER_ID, TECH_MEMBER_ID, Record, SandboxStore
 from connectors.connectwise.signing import sign
-from connectors.loopback import LoopbackServer
+from connectors.sandbox import FaultSwitches, SandboxHost, WebhookDispatcher
 
 __all__ = ["ConnectWiseSandbox", "SandboxServer"]
 
@@ -71,10 +71,9 @@ class ConnectWiseSandbox:
         self.store = SandboxStore(
             clock=clock or (lambda: datetime.now(UTC)), on_change=self._on_change
         )
-        self.dispatcher = CallbackDispatcher(workers=callback_workers, loopback_only=loopback_only)
-        self._rng = rng or random.Random()
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
+        self.faults = FaultSwitches(rng or random.Random())
+        self.dispatcher = WebhookDispatcher(workers=callback_workers, loopback_only=loopback_only,
+                                            faults=self.faults, name="cw-callbacks")
         self.reset_switches()
 
     @cached_property
@@ -82,72 +81,57 @@ class ConnectWiseSandbox:
         """The ASGI app (REST subset + ``/_sandbox`` control API)."""
         return build_app(self)
 
-    # -- switches -------------------------------------------------------------------------
+    # -- switches (the sandbox kit's FaultSwitches) -----------------------------------------
 
     def reset_switches(self) -> None:
-        """No forced failures, no delay, every callback delivered with its entity."""
-        with self._lock:
-            self._fail: tuple[int, int, int | None] = (0, 429, None)
-            self._delay_ms = 0
-            self._drop_next = 0
-            self._drop_probability = 0.0
-            self.dropped = 0
+        """No forced failures, no delay, every callback delivered once with its entity."""
+        self.faults.reset()
         self.thin_callbacks = False
 
     def fail_next(self, count: int, *, status: int = 429, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status`` (+ ``Retry-After``)."""
-        with self._lock:
-            self._fail = (count, status, retry_after)
+        self.faults.fail_next(count, status=status, retry_after=retry_after)
+
+    def fail_next_writes_after_apply(self, count: int, *, status: int = 500) -> None:
+        """Store the next ``count`` writes, then answer ``status`` instead of their result."""
+        self.faults.fail_next_writes_after_apply(count, status=status)
 
     def set_delay(self, ms: int) -> None:
         """Delay every API response by ``ms`` milliseconds."""
-        with self._lock:
-            self._delay_ms = ms
+        self.faults.set_delay(ms)
 
     def drop_callbacks(self, *, next: int = 0, probability: float = 0.0) -> None:
         """Drop the next ``next`` callbacks, then each one with ``probability``."""
-        with self._lock:
-            self._drop_next, self._drop_probability = next, probability
+        self.faults.drop_webhooks(next=next, probability=probability)
+
+    def duplicate_callbacks(self, next: int) -> None:
+        """Deliver each of the next ``next`` callbacks twice."""
+        self.faults.duplicate_webhooks(next)
+
+    @property
+    def dropped(self) -> int:
+        """Callbacks dropped by the switches so far."""
+        return self.faults.dropped
 
     def next_gate_action(self) -> tuple[int, tuple[int, int | None] | None]:
         """(delay ms, forced failure) for one API request; consumes one forced failure."""
-        with self._lock:
-            count, status, retry_after = self._fail
-            if count > 0:
-                self._fail = (count - 1, status, retry_after)
-                return self._delay_ms, (status, retry_after)
-            return self._delay_ms, None
+        action = self.faults.next_action()
+        failure = action.failure
+        return action.delay_ms, None if failure is None else (failure.status, failure.retry_after)
 
     def record_request(self, method: str, path: str) -> None:
-        with self._lock:
-            self._requests[f"{method} {path}"] += 1
+        """Count one API request."""
+        self.faults.record_request(method, path)
 
     def request_count(self, method: str | None = None, path: str | None = None) -> int:
         """How many API requests matched ``method`` and/or ``path`` (exact)."""
-        with self._lock:
-            return sum(
-                n
-                for key, n in self._requests.items()
-                if (method is None or key.split(" ", 1)[0] == method)
-                and (path is None or key.split(" ", 1)[1] == path)
-            )
+        return self.faults.request_count(method, path)
 
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks and the control API."""
-        with self._lock:
-            requests = sum(self._requests.values())
-        return {"requests": requests, "dropped": self.dropped, **self.dispatcher.counts}
+        return {**self.faults.stats(), **self.dispatcher.counts}
 
     # -- callbacks ------------------------------------------------------------------------
-
-    def _drop(self) -> bool:
-        with self._lock:
-            if self._drop_next > 0:
-                self._drop_next -= 1
-            elif not (self._drop_probability and self._rng.random() < self._drop_probability):
-                return False
-            self.dropped += 1
-            return True
 
     def _on_change(self, rtype: str, action: str, record: Record, member: str) -> None:
         """Queue a signed callback to every registered URL that covers this change."""
@@ -159,7 +143,8 @@ class ConnectWiseSandbox:
                 continue
             if entry["isSelfSuppressedFlag"] and member == API_MEMBER_ID:
                 continue  # our reading of the flag: the registering member's changes
-            if self._drop():
+            copies = self.faults.copies()  # 0: dropped, 2: delivered twice
+            if not copies:
                 continue
             body = json.dumps(
                 {
@@ -181,7 +166,8 @@ class ConnectWiseSandbox:
                 "content-type": "application/json",
                 "x-content-signature": sign(body, self.signing_key),
             }
-            self.dispatcher.submit(entry["url"], body, headers)
+            for _ in range(copies):
+                self.dispatcher.submit(entry["url"], body, headers)
 
     @staticmethod
     def _covers(entry: Record, record: Record) -> bool:
@@ -312,24 +298,22 @@ class SandboxServer:
 
     def __init__(self, sandbox: ConnectWiseSandbox | None = None, *, port: int = 0, **kw: Any):
         self.sandbox = sandbox or ConnectWiseSandbox(**kw)
-        self._server = LoopbackServer(self.sandbox.app, port=port)
+        self._host = SandboxHost(self.sandbox.app, self.sandbox.dispatcher, port=port)
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        return self._server.url
+        return self._host.url
 
     def start(self) -> SandboxServer:
         """Serve and start callback delivery; returns self."""
-        self._server.start()
-        self.sandbox.base_url = self._server.url
-        self.sandbox.dispatcher.start()
+        self._host.start()
+        self.sandbox.base_url = self._host.url
         return self
 
     def stop(self) -> None:
-        """Stop serving and delivering."""
-        self.sandbox.dispatcher.stop()
-        self._server.stop()
+        """Stop delivering and serving."""
+        self._host.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

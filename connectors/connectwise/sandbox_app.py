@@ -1,8 +1,8 @@
-"""The sandbox's ASGI app: the ConnectWise REST subset plus a ``/_sandbox`` control API."""
+"""The sandbox's ASGI app: the ConnectWise REST subset plus a ``/_sandbox`` control API,
+behind the sandbox kit's fault gate."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import json
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.connectwise.sandbox_control import control_routes
 from connectors.connectwise.sandbox_query import QueryError
 from connectors.connectwise.sandbox_store import API_MEMBER, API_MEMBER_ID, SandboxError
+from connectors.sandbox import CONTROL_PREFIX, Failure, FaultGate
 
 if TYPE_CHECKING:
     from connectors.connectwise.sandbox import ConnectWiseSandbox
@@ -248,42 +249,40 @@ def build_app(sandbox: ConnectWiseSandbox) -> ASGIApp:
             405: http_error,
         },
     )
-    return _Gate(app, sandbox)
+    # the kit's gate (counting, slow mode, forced failures) runs before our auth, as a
+    # vendor's rate limiter and load balancer answer before it checks credentials
+    return FaultGate(_Auth(app, sandbox), sandbox.faults, error=forced_error)
 
 
-class _Gate:
-    """Pure ASGI middleware: request counting, slow mode, forced failures, auth."""
+def forced_error(failure: Failure) -> Response:
+    """A forced failure in ConnectWise's error shape (with ``Retry-After`` when set)."""
+    extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
+    code = "TooManyRequests" if failure.status == 429 else "ServerError"
+    return error(failure.status, code, "forced by the sandbox", extra)
+
+
+class _Auth:
+    """Pure ASGI middleware: ConnectWise's Basic auth and ``clientId`` on API paths."""
 
     def __init__(self, app: ASGIApp, sandbox: ConnectWiseSandbox) -> None:
         self.app = app
         self.sandbox = sandbox
         creds = f"{sandbox.company_id}+{sandbox.public_key}:{sandbox.private_key}"
         self.expected_auth = b"Basic " + base64.b64encode(creds.encode())
-        self.public_prefixes = (f"/{sandbox.codebase}system/callbackkey/", "/login/")
+        self.public_prefixes = (f"/{sandbox.codebase}system/callbackkey/", "/login/",
+                                CONTROL_PREFIX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+        if scope["type"] != "http" or scope["path"].startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
-        sandbox = self.sandbox
-        sandbox.record_request(scope["method"], scope["path"])
-        delay_ms, failure = sandbox.next_gate_action()
-        if delay_ms:
-            await asyncio.sleep(delay_ms / 1000)
-        if failure is not None:
-            status, retry_after = failure
-            extra = {"Retry-After": str(retry_after)} if retry_after is not None else None
-            code = "TooManyRequests" if status == 429 else "ServerError"
-            await error(status, code, "forced by the sandbox", extra)(scope, receive, send)
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"")
+        client_id = headers.get(b"clientid", b"").decode("latin-1")
+        if not hmac.compare_digest(auth, self.expected_auth):
+            await error(401, "Unauthorized", "bad credentials")(scope, receive, send)
             return
-        if not scope["path"].startswith(self.public_prefixes):
-            headers: dict[bytes, bytes] = dict(scope["headers"])
-            auth = headers.get(b"authorization", b"")
-            client_id = headers.get(b"clientid", b"").decode("latin-1")
-            if not hmac.compare_digest(auth, self.expected_auth):
-                await error(401, "Unauthorized", "bad credentials")(scope, receive, send)
-                return
-            if client_id != sandbox.client_id:
-                await error(401, "Unauthorized", "clientId is required")(scope, receive, send)
-                return
+        if client_id != self.sandbox.client_id:
+            await error(401, "Unauthorized", "clientId is required")(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -1,4 +1,5 @@
-"""The sandbox's ``/_sandbox`` control API: switches and record changes from other processes."""
+"""The sandbox's ``/_sandbox`` control API: the kit's switch routes, thin callbacks and
+record changes from other processes."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.connectwise.sandbox_store import SandboxError
+from connectors.sandbox import control_routes as kit_routes
 
 if TYPE_CHECKING:
     from connectors.connectwise.sandbox import ConnectWiseSandbox
 
 
 def control_routes(sandbox: ConnectWiseSandbox) -> list[Route]:
-    """Routes under ``/_sandbox/`` (no auth: the sandbox only listens on 127.0.0.1)."""
+    """Routes under ``/_sandbox/`` (no auth: the sandbox only listens on 127.0.0.1).
+
+    From the kit: ``fail`` (also ``after_apply``), ``delay``, ``callbacks/drop``,
+    ``callbacks/duplicate``, ``reset``, ``stats``.
+    """
 
     async def args(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -28,32 +34,8 @@ def control_routes(sandbox: ConnectWiseSandbox) -> list[Route]:
             raise SandboxError(400, "InvalidObject", "body must be a JSON object")
         return data
 
-    async def fail(request: Request) -> Response:
-        data = await args(request)
-        sandbox.fail_next(
-            int(data.get("count", 1)),
-            status=int(data.get("status", 429)),
-            retry_after=data.get("retry_after"),
-        )
-        return JSONResponse({"ok": True})
-
-    async def delay(request: Request) -> Response:
-        sandbox.set_delay(int((await args(request)).get("ms", 0)))
-        return JSONResponse({"ok": True})
-
-    async def drop(request: Request) -> Response:
-        data = await args(request)
-        sandbox.drop_callbacks(
-            next=int(data.get("next", 0)), probability=float(data.get("probability", 0.0))
-        )
-        return JSONResponse({"ok": True})
-
     async def thin(request: Request) -> Response:
         sandbox.thin_callbacks = bool((await args(request)).get("enabled", True))
-        return JSONResponse({"ok": True})
-
-    async def reset(request: Request) -> Response:
-        sandbox.reset_switches()
         return JSONResponse({"ok": True})
 
     async def companies(request: Request) -> Response:
@@ -79,19 +61,13 @@ def control_routes(sandbox: ConnectWiseSandbox) -> list[Route]:
         company_id = int(data.pop("company_id"))
         return JSONResponse(sandbox.create_agreement(company_id, name, **data), 201)
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(sandbox.stats())
-
     return [
-        Route("/_sandbox/fail", fail, methods=["POST"]),
-        Route("/_sandbox/delay", delay, methods=["POST"]),
-        Route("/_sandbox/callbacks/drop", drop, methods=["POST"]),
+        *kit_routes(sandbox.faults, stats=sandbox.stats, reset=sandbox.reset_switches,
+                    webhooks="callbacks"),
         Route("/_sandbox/callbacks/thin", thin, methods=["POST"]),
-        Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/companies", companies, methods=["POST"]),
         Route("/_sandbox/tickets", tickets, methods=["POST"]),
         Route("/_sandbox/tickets/{id:int}", ticket, methods=["PATCH"]),
         Route("/_sandbox/tickets/{id:int}/notes", notes),
         Route("/_sandbox/agreements", agreements, methods=["POST"]),
-        Route("/_sandbox/stats", stats),
     ]
