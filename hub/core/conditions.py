@@ -136,8 +136,11 @@ def _field_test(path: str, op: str, operand: Any, loc: tuple[str | int, ...]) ->
     return FieldTest(path=path, op=op, value=operand, pattern=pattern)
 
 
+_DATES = (datetime, date)
+
+
 def _norm(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, _DATES):  # a tuple: no union object built per call
         return value.isoformat()
     return value
 
@@ -314,34 +317,47 @@ def _always(_ctx: Any) -> bool:
     return True
 
 
-def _equality(expected: Any) -> Callable[[Any], bool]:
-    """``actual -> _equal(actual, expected)`` with the expected side prepared once."""
+def _equality(expected: Any, *, negate: bool) -> Callable[[Any], bool]:
+    """``v -> (v found and _equal(v, expected))``, or its negation, as one small function."""
     if isinstance(expected, str):
         folded = expected.casefold()
+        if negate:
+            def ne_text(v: Any) -> bool:
+                if isinstance(v, str):
+                    return v.casefold() != folded
+                return v is MISSING or not bool(_norm(v) == expected)
 
-        def same_text(actual: Any) -> bool:
-            if isinstance(actual, str):
-                return actual.casefold() == folded
-            return bool(_norm(actual) == expected)
+            return ne_text
 
-        return same_text
+        def eq_text(v: Any) -> bool:
+            if isinstance(v, str):
+                return v.casefold() == folded
+            return v is not MISSING and bool(_norm(v) == expected)
+
+        return eq_text
     normed = _norm(expected)
-    return lambda actual: bool(_norm(actual) == normed)
+    if negate:
+        return lambda v: v is MISSING or not bool(_norm(v) == normed)
+    return lambda v: v is not MISSING and bool(_norm(v) == normed)
 
 
-def _membership(values: list[Any]) -> Callable[[Any], bool]:
-    """``actual -> any(_equal(actual, v) for v in values)`` with a set for the text values."""
+def _membership(values: list[Any], *, negate: bool) -> Callable[[Any], bool]:
+    """``v -> (v found and any(_equal(v, x) for x in values))``, or its negation."""
     folded = frozenset(v.casefold() for v in values if isinstance(v, str))
     others = tuple(_norm(v) for v in values if not isinstance(v, str))
     everything = tuple(_norm(v) for v in values)
 
-    def member(actual: Any) -> bool:
-        if isinstance(actual, str):
+    def member(v: Any) -> bool:
+        if isinstance(v, str):
             # str vs str compares casefolded; str vs a non-str value compares as written
-            return actual.casefold() in folded or any(actual == v for v in others)
-        normed = _norm(actual)
-        return any(normed == v for v in everything)
+            return v.casefold() in folded or (bool(others) and any(v == x for x in others))
+        if v is MISSING:
+            return False
+        normed = _norm(v)
+        return any(normed == x for x in everything)
 
+    if negate:
+        return lambda v: not member(v)
     return member
 
 
@@ -351,7 +367,21 @@ _ORDER: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _compile_test(test: FieldTest) -> Check:
-    get, holds = path_getter(test.path), _value_test(test)
+    holds = _value_test(test)
+    parts = tuple(test.path.split("."))
+    # the path lookup is inlined for the common one- and two-segment paths (one frame less)
+    if len(parts) == 1:
+        (a,) = parts
+        return lambda ctx: holds(ctx.get(a, MISSING) if isinstance(ctx, dict) else MISSING)
+    if len(parts) == 2:
+        a, b = parts
+
+        def check2(ctx: Any) -> bool:
+            mid = ctx.get(a, MISSING) if isinstance(ctx, dict) else MISSING
+            return holds(mid.get(b, MISSING) if isinstance(mid, dict) else MISSING)
+
+        return check2
+    get = path_getter(test.path)
     return lambda ctx: holds(get(ctx))
 
 
@@ -362,15 +392,9 @@ def _value_test(test: FieldTest) -> Callable[[Any], bool]:
         wanted = bool(test.value)
         return lambda v: (v is not MISSING and v is not None) == wanted
     if op in ("eq", "ne"):
-        same = _equality(test.value)
-        if op == "eq":
-            return lambda v: v is not MISSING and same(v)
-        return lambda v: v is MISSING or not same(v)
+        return _equality(test.value, negate=op == "ne")
     if op in ("in", "not_in"):
-        member = _membership(test.value)
-        if op == "in":
-            return lambda v: v is not MISSING and member(v)
-        return lambda v: v is MISSING or not member(v)
+        return _membership(test.value, negate=op == "not_in")
     if op == "matches":
         assert test.pattern is not None  # set by _field_test for 'matches'
         search = test.pattern.search

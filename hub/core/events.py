@@ -109,7 +109,8 @@ class Event(BaseModel):
             kind=str(self.kind),
             occurred_at=self.occurred_at.isoformat(),
             client=self._client_view(),
-            subject=self.subject.model_dump() if self.subject else None,
+            # dict(model) is model_dump() for this flat model, at a fraction of the cost
+            subject=dict(self.subject) if self.subject else None,
         )
         return ctx
 

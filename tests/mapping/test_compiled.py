@@ -26,7 +26,7 @@ from hub.core.conditions import (
     parse_condition,
     path_getter,
 )
-from hub.core.events import ClientRef, Event, EventKind, lookup
+from hub.core.events import ClientRef, Event, EventKind, SubjectRef, lookup
 from hub.core.mapping.engine import (
     CompiledRule,
     NearMiss,
@@ -333,3 +333,14 @@ def test_index_keys_follow_eq_across_types() -> None:
     assert _selected(rules, {"ticket": {"name": "strasse"}}) == ["r2"]
     assert _selected(rules, {"ticket": {"name": 3.0}}) == ["r2"]
     assert _selected(rules, {"ticket": {"name": "3"}}) == []
+
+
+def test_event_context_subject_is_its_model_dump() -> None:
+    """The context's subject is exactly ``subject.model_dump()`` (built the cheaper way)."""
+    for subject in (SubjectRef(type="ticket", id="7"),
+                    SubjectRef(type="alert", id="a-1", source="rmm-eu")):
+        event = Event(source="cw", vendor="connectwise", kind=EventKind.TICKET_CREATED,
+                      dedupe_key="k", occurred_at=datetime(2024, 5, 6, tzinfo=UTC),
+                      subject=subject)
+        assert event.context()["subject"] == subject.model_dump()
+        assert type(event.context()["subject"]) is dict

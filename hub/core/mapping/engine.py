@@ -378,11 +378,12 @@ def _run(rules: RuleSet, event: Event, *, with_reasons: bool, every_rule: bool) 
     for compiled in todo:
         examined += 1
         if with_reasons:
-            reason = compiled.why_not(ctx)  # one pass: the verdict, and why when it fails
+            # one pass gives the verdict and, when it fails, the reason
+            reason = compiled.explainer(ctx)  # type: ignore[misc]  # set by __post_init__
             if reason is not None:
                 near.append(NearMiss(compiled.id, reason))
                 continue
-        elif not compiled.holds(ctx):
+        elif not compiled.check(ctx):  # type: ignore[misc]  # set by __post_init__
             continue
         try:
             matched.append(RuleMatch(compiled.id, (build_action(compiled, event, ctx),)))
