@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import dramatiq
@@ -24,6 +25,7 @@ from hub.config.clients import load_clients
 from hub.config.live_rules import RuleHolder
 from hub.config.playbooks import PlaybookSource
 from hub.config.team import load_team
+from hub.config.yamlio import config_env
 from hub.core.events import KNOWN_VENDORS
 from hub.runtime.actors import declare_actors
 from hub.runtime.broker import DELIVER_NOTE, Dispatch, make_broker
@@ -55,8 +57,9 @@ def build_context(settings: Settings, *, clock: Clock = utcnow,
         ConfigError: a playbook, team or calendar file is invalid.
     """
     engine = engine or make_engine(settings.database_url)
-    calendars = load_calendars(settings.config_dir / "calendars.yaml")
-    team = load_team(settings.config_dir / "team.yaml", calendars)
+    env = config_environment()
+    calendars = load_calendars(settings.config_dir / "calendars.yaml", env=env)
+    team = load_team(settings.config_dir / "team.yaml", calendars, env=env)
     playbooks = PlaybookSource(settings.playbooks_dir)
     clients = ClientDirectory(clock=clock, provisional=settings.provisional_clients)
     runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
@@ -64,6 +67,13 @@ def build_context(settings: Settings, *, clock: Clock = utcnow,
     return HubContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
                       playbooks=playbooks, team=team, calendars=calendars, clients=clients,
                       runs=runs, clock=clock)
+
+
+def config_environment() -> dict[str, str]:
+    """What ``${VAR}`` in config/*.yaml resolves against: the process environment over the
+    ``.env`` file the settings are read from."""
+    env_file = Settings.model_config.get("env_file")
+    return config_env(env_file if isinstance(env_file, str | Path) else None)
 
 
 def redis_client_for(redis_url: str | None) -> redis.Redis | None:
@@ -75,7 +85,7 @@ def configured_sources(settings: Settings, redis_client: Any = None) -> Sources:
     """The instances of ``<config_dir>/connectors.yaml``, budgets in this deployment's
     Redis namespace when a client is given."""
     return load_sources(settings.config_dir / "connectors.yaml", redis_client=redis_client,
-                        namespace=settings.redis_namespace)
+                        namespace=settings.redis_namespace, env=config_environment())
 
 
 def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None,
