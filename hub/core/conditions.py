@@ -440,13 +440,15 @@ def compile_explainer(cond: Condition) -> Explainer:
         return lambda ctx: "not: the negated condition holds" if negated(ctx) else None
     whys = tuple(compile_explainer(c) for c in cond.items)
     if isinstance(cond, AnyOf):
-        checks = tuple(compile_condition(c) for c in cond.items)
 
         def why_any(ctx: Any) -> str | None:
-            for check in checks:
-                if check(ctx):
+            reasons = []
+            for why in whys:  # one pass: a branch holds exactly when it has no reason
+                reason = why(ctx)
+                if reason is None:
                     return None
-            return "none of: " + "; ".join(why(ctx) or "?" for why in whys)
+                reasons.append(reason)
+            return "none of: " + "; ".join(reasons)
 
         return why_any
     if len(whys) == 1:
