@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.auth import Hub, Manager, Viewer
 from hub.api.errors import ApiError
-from hub.api.schemas import Required, Text, StrictBody
+from hub.api.schemas import Required, StrictBody, Text
 from hub.config.clients import KEY, OBJECT_TYPES
 from hub.errors import NotFound
 from hub.store.db import transaction

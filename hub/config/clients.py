@@ -15,8 +15,8 @@ clients:
 from __future__ import annotations
 
 import re
-from difflib import get_close_matches
 from collections.abc import Collection
+from difflib import get_close_matches
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator

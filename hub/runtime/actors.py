@@ -18,10 +18,13 @@ from hub.runtime import periodic
 from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT, RUN_PERIODIC
 from hub.runtime.process import Runtime
 from hub.services import writeback
-from hub.services.pipeline import process_event
+from hub.services.pipeline import process_batch, process_event
 from hub.services.polling import poll_once
 
 log = structlog.get_logger()
+
+# an event whose predecessor (same ticket) another worker holds is tried again after this
+DEFER_MS = 500
 
 
 def _retry_later(exc: RateLimited) -> dramatiq.Retry:
@@ -39,13 +42,21 @@ def declare_actors(broker: dramatiq.Broker,
             return [event]
         return src.connector.enrich(event)
 
-    def process_inbox_item(event_id: int) -> None:
-        """Apply the mapping rules to one inbox event (its notes go out after commit)."""
+    def process_inbox_item(event_id: int, alone: bool = False) -> None:
+        """Process this inbox event in a batch with other pending ones (``alone``: only
+        this one, so a failure is its own: retried, then a dead letter)."""
         try:
-            result = process_event(hub.ctx, hub.live_rules(), event_id, enrich=enrich)
+            if alone:
+                result = process_event(hub.ctx, hub.live_rules(), event_id, enrich=enrich)
+                hub.dispatch.events(result.extra_events)
+                return
+            batch = process_batch(hub.ctx, hub.live_rules(), [event_id], enrich=enrich)
         except RateLimited as exc:
             raise _retry_later(exc) from exc
-        hub.dispatch.events(result.extra_events)
+        hub.dispatch.events(batch.extra_events)
+        for broken in batch.broken:
+            hub.dispatch.event_alone(broken)
+        hub.dispatch.events(batch.deferred, delay=DEFER_MS)
 
     def deliver_outbox_item(note_id: int) -> None:
         """Post one pending note to its PSA ticket; safe to run twice."""

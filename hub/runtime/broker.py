@@ -139,10 +139,14 @@ class Dispatch:
         """Queue one inbox event for processing."""
         self._send(PROCESS_EVENT, event_id)
 
-    def events(self, event_ids: list[int]) -> None:
-        """Queue inbox events for processing."""
+    def events(self, event_ids: list[int], *, delay: int | None = None) -> None:
+        """Queue inbox events for processing (each message processes a batch)."""
         for event_id in event_ids:
-            self._send(PROCESS_EVENT, event_id)
+            self._send(PROCESS_EVENT, event_id, delay=delay)
+
+    def event_alone(self, event_id: int) -> None:
+        """Queue one event to be processed on its own (it broke inside a batch)."""
+        self._send(PROCESS_EVENT, event_id, True)
 
     def notes(self, note_ids: list[int]) -> None:
         """Queue outbox notes for delivery."""

@@ -31,6 +31,7 @@ log = structlog.get_logger()
 CONFIG = "config"  # created_by of links that config/clients.yaml declares
 PROVISIONAL = "provisional"
 _SLUG = re.compile(r"[^a-z0-9._-]+")
+_SEEN = "msphub_clients_by_key"  # session.info: client rows this session already read
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,18 @@ class ClientDirectory:
         return row
 
     def find(self, session: Session, key: str) -> Client | None:
-        """The hub client with this key, if there is one."""
-        return session.execute(select(Client).where(Client.key == key)).scalar_one_or_none()
+        """The hub client with this key, if there is one (once per session and key)."""
+        seen: dict[str, Client] = session.info.setdefault(_SEEN, {})
+        row = seen.get(key)
+        if row is None:
+            row = session.execute(select(Client).where(Client.key == key)).scalar_one_or_none()
+            if row is not None:
+                seen[key] = row
+        return row
+
+    def forget(self, session: Session) -> None:
+        """Drop the rows this session remembers (after a savepoint rolled back)."""
+        session.info.pop(_SEEN, None)
 
     def all(self, session: Session, *, tag: str | None = None,
             include_provisional: bool = True) -> list[Client]:
@@ -90,11 +101,14 @@ class ClientDirectory:
 
     def linked(self, session: Session, source: str, ref: ClientRef) -> Client | None:
         """The hub client linked to this vendor record, if any."""
-        return session.execute(
+        row = session.execute(
             select(Client).join(ClientLink, ClientLink.client_id == Client.id)
             .where(ClientLink.source == source, ClientLink.object_type == ref.type,
                    ClientLink.vendor_id == ref.id)
         ).scalar_one_or_none()
+        if row is not None:
+            session.info.setdefault(_SEEN, {})[row.key] = row
+        return row
 
     def resolve(self, session: Session, source: str, ref: ClientRef | None) -> Client | None:
         """The hub client an event's vendor client is; None when it is not linked.

@@ -1,36 +1,48 @@
-"""Processing one inbox event: mapping rules → actions applied in one transaction.
+"""Processing inbox events: mapping rules → actions, many events per transaction.
 
-Each action runs in a savepoint, so one that cannot apply (unknown client, bad
-input) is recorded without undoing the others; the item is marked done in the
-same transaction as its effects, so a crash either leaves it pending (and it is
-processed again, with no half-applied effects) or finished.
+A batch is the events a message names plus other pending events (up to ``BATCH``), in
+arrival order, in one transaction: one commit, one audit-chain append at the end. Each
+event runs in a savepoint and each action in a savepoint inside it, so an action that
+cannot apply (an unlinked client, a missing input) is recorded without undoing the
+others, and an event that breaks unexpectedly is rolled back alone and retried on its
+own (``process_event``), where the broker's retries and dead letters apply to it. An
+event is marked in the same transaction as its effects, so a crash leaves it pending
+(processed again later, with no half-applied effects) or finished.
+
+Events about one subject apply in the order they arrived: earlier pending events of
+the subject are processed first, and an event whose predecessor another worker holds
+is left for later (``Batch.deferred``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.orm import Session
 
-from hub.core.checklists.engine import TicketRef
+from connectors.base import is_thin
 from hub.core.events import Event
-from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
+from hub.core.mapping.actions import action_to_dict
 from hub.core.mapping.engine import RuleSet, explain
 from hub.core.states import InboxStatus, NoteStatus
 from hub.errors import HubError
+from hub.services.actions import apply_action
 from hub.services.context import HubContext
 from hub.services.directory import hub_ref
 from hub.services.inbox import add_events, to_event
 from hub.services.notes import track_new_notes
-from hub.services.runs import Origin
 from hub.store.db import transaction
 from hub.store.models import InboxEvent
 
 log = structlog.get_logger()
+
+BATCH = 50  # events per transaction at most
+Enrich = Callable[[Event], list[Event]]
+Subject = tuple[str, str | None, str | None]
 
 
 @dataclass
@@ -51,155 +63,225 @@ class Processed:
                 "near_misses": self.near_misses}
 
 
-def _client(rules: RuleSet, event: Event, action: Launch | Tick | Comment | Cancel) -> str:
-    """The hub client an action is for: the one its rule names, else the event's."""
-    launch = rules.get(action.rule_id).rule.launch
-    if action.client_id and (launch is not None and launch.client is not None):
-        return action.client_id  # a `launch.client:` template named the hub client
-    if event.hub_client is not None:
-        return event.hub_client.key
-    if event.client is not None:
-        ref = event.client
-        name = f" ({ref.name})" if ref.name else ""
-        raise HubError(
-            f"{event.source} {ref.type} {ref.id}{name} is not linked to a hub client; link "
-            f"it (msphub clients link <client> {event.source} {ref.type} {ref.id}) and retry "
-            "the event")
-    raise HubError("the event names no client, and the rule gives none")
+@dataclass
+class Batch:
+    """What one batch did."""
+
+    processed: list[Processed] = field(default_factory=list)
+    # left pending: an earlier event of the same subject is held by another worker
+    deferred: list[int] = field(default_factory=list)
+    # rolled back by an unexpected error: to be retried one by one
+    broken: list[int] = field(default_factory=list)
+    # stored by enrichment (one callback can carry several facts)
+    extra_events: list[int] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[int]:
+        """Outbox notes the batch wrote (dispatched by the after-commit hook)."""
+        return [n for p in self.processed for n in p.notes]
 
 
-def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event,
-                 action: Action, event_id: int) -> dict[str, Any]:
-    """Apply one action; returns a JSON-ready description of the effect."""
-    by = f"rule:{action.rule_id}"
-    if isinstance(action, Launch):
-        subject = event.subject
-        origin = Origin(event.source, subject.type, subject.id) if subject else None
-        ticket = TicketRef(event.source, subject.id) if subject and subject.type == "ticket" \
-            else None
-        if origin is not None:
-            existing = ctx.runs.find_by_origin(session, origin, action.playbook)
-            if existing is not None:
-                return {"effect": "already_launched", "run_id": existing.id}
-        run = ctx.runs.launch(session, action.playbook, client=_client(rules, event, action),
-                              client_name=action.client_name, inputs=action.inputs, by=by,
-                              ticket=ticket, origin=origin,
-                              options={"notes": action.notes, "rule": action.rule_id},
-                              event_id=event_id, occurred_at=event.occurred_at)
-        return {"effect": "launched", "run_id": run.id}
-    client = _client(rules, event, action)
-    if isinstance(action, Tick):
-        results = ctx.runs.tick(session, client=client, playbooks=action.playbooks,
-                                step_id=action.step, by=by, evidence=action.evidence,
-                                event_id=event_id)
-        return {"effect": "ticked",
-                "runs": [{"run_id": r.run_id, "outcome": r.outcome} for r in results]}
-    runs = ctx.runs.active_runs(session, client, action.playbooks or None)
-    if isinstance(action, Comment):
-        for run in runs:
-            ctx.runs.comment(session, run.id, by=by, text=action.text, event_id=event_id)
-        return {"effect": "commented", "run_ids": [r.id for r in runs]}
-    for run in runs:
-        ctx.runs.cancel(session, run.id, by=by, reason=action.reason, event_id=event_id)
-    return {"effect": "cancelled", "run_ids": [r.id for r in runs]}
+def _subject(row: InboxEvent) -> Subject:
+    return (row.source, row.subject_type, row.subject_id)
 
 
-def _pending(ctx: HubContext, event_id: int) -> tuple[Event | None, list[int]]:
-    """The event if it is still pending, and earlier pending events about its subject."""
-    with ctx.sessions() as session:
-        row = session.get(InboxEvent, event_id)
-        if row is None or row.status != InboxStatus.PENDING:
-            return None, []
-        if row.subject_id is None:
-            return to_event(row), []
-        earlier = list(session.execute(
-            select(InboxEvent.id).where(InboxEvent.source == row.source,
-                                        InboxEvent.subject_type == row.subject_type,
-                                        InboxEvent.subject_id == row.subject_id,
-                                        InboxEvent.id < event_id,
-                                        InboxEvent.status == InboxStatus.PENDING)
-            .order_by(InboxEvent.id)
+def _with_predecessors(session: Session, ids: Iterable[int]) -> list[int]:
+    """These pending events and the earlier pending events of their subjects, by id."""
+    rows = session.execute(
+        select(InboxEvent.id, InboxEvent.source, InboxEvent.subject_type,
+               InboxEvent.subject_id)
+        .where(InboxEvent.id.in_(list(ids)), InboxEvent.status == InboxStatus.PENDING)
+    ).all()
+    wanted = {r.id for r in rows}
+    subjects = {(r.source, r.subject_type, r.subject_id) for r in rows if r.subject_id}
+    if subjects:
+        newest = max(wanted)
+        wanted.update(session.execute(
+            select(InboxEvent.id).where(
+                tuple_(InboxEvent.source, InboxEvent.subject_type,
+                       InboxEvent.subject_id).in_(list(subjects)),
+                InboxEvent.status == InboxStatus.PENDING, InboxEvent.id < newest)
         ).scalars())
-        return to_event(row), earlier
+    return sorted(wanted)
+
+
+def _enrich(ctx: HubContext, row: InboxEvent, enrich: Enrich, batch: Batch) -> bool:
+    """Fetch the full record of a thin event (vendor I/O, outside the main transaction).
+
+    Returns:
+        False when nothing is left to process (the record is gone or is our own echo).
+    """
+    event = to_event(row)
+    enriched = enrich(event)
+    if enriched == [event]:
+        return True
+    with transaction(ctx.sessions) as session:
+        stored = session.get(InboxEvent, row.id)
+        if stored is None or stored.status != InboxStatus.PENDING:
+            return False
+        if not enriched:
+            # deleted since, filtered out, or our own echo: nothing to do
+            stored.status, stored.processed_at = InboxStatus.IGNORED, ctx.clock()
+            stored.result = {"matched": [], "actions": [], "errors": [], "near_misses": [],
+                             "ignored": "nothing after enrichment"}
+            return False
+        full = enriched[0]
+        stored.kind = str(full.kind)
+        stored.data, stored.raw = dict(full.data), dict(full.raw)
+        if full.client:
+            stored.client_key, stored.client_name = full.client.id, full.client.name
+            stored.client_type = full.client.type
+        # more facts in one callback (created + closed): store them too
+        batch.extra_events += add_events(session, enriched[1:], via="enrich", now=ctx.clock())
+    return True
+
+
+def _apply(ctx: HubContext, session: Session, rules: RuleSet, row: InboxEvent) -> Processed:
+    """Resolve the client, evaluate the rules and apply the actions of one locked event."""
+    result = Processed(row.id)
+    event = to_event(row)
+    # the vendor's client → the hub client, once, before any rule sees the event
+    client = ctx.clients.resolve(session, event.source, event.client)
+    if client is not None:
+        event = event.model_copy(update={"hub_client": hub_ref(client)})
+    row.hub_client = client.key if client is not None else None
+    evaluation = explain(rules, event)
+    result.errors = [{"rule_id": e.rule_id, "error": e.message} for e in evaluation.errors]
+    result.near_misses = [{"rule_id": n.rule_id, "reason": n.reason}
+                          for n in evaluation.near_misses]
+    for match in evaluation.matched:
+        result.matched.append(match.rule_id)
+        for action in match.actions:
+            described = action_to_dict(action)
+            held = ctx.runs.held(session)
+            try:
+                with session.begin_nested():
+                    described.update(apply_action(ctx, session, rules, event, action, row.id))
+            except (HubError, ValueError) as exc:
+                ctx.runs.drop_held(session, held)
+                ctx.clients.forget(session)
+                described["effect"] = "error"
+                result.errors.append({"rule_id": action.rule_id, "error": str(exc)})
+            result.actions.append(described)
+    row.status = (InboxStatus.FAILED if result.errors else
+                  InboxStatus.DONE if result.matched else InboxStatus.IGNORED)
+    row.attempts += 1
+    row.processed_at = ctx.clock()
+    row.result = result.as_result()
+    log.info("event_processed", event_id=row.id, kind=row.kind, status=str(row.status),
+             matched=len(result.matched), errors=len(result.errors))
+    return result
+
+
+def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
+                  enrich: Enrich | None = None, claim: bool = True) -> Batch:
+    """Process these events (and, with ``claim``, other pending ones) exactly once.
+
+    Args:
+        enrich: fetches the full record of a thin webhook event (connector I/O), called
+            before the transaction so no database lock is held during HTTP.
+        claim: also take other pending events, up to ``BATCH``, that no other worker
+            holds. Off: only these events, and an unexpected error propagates (the
+            broker retries it).
+    """
+    batch = Batch()
+    with ctx.sessions() as session:
+        own = _with_predecessors(session, event_ids)
+        rows = list(session.execute(select(InboxEvent).where(InboxEvent.id.in_(own))
+                                    .order_by(InboxEvent.id)).scalars())
+        pending_anywhere = claim and session.execute(
+            select(InboxEvent.id).where(InboxEvent.status == InboxStatus.PENDING,
+                                        InboxEvent.id.not_in(own)).limit(1)
+        ).first() is not None
+    if not rows and not pending_anywhere:
+        return batch
+    gone = set()
+    for row in rows:
+        if enrich is not None and is_thin(to_event(row)) and not _enrich(ctx, row, enrich,
+                                                                         batch):
+            gone.add(row.id)
+    own = [i for i in own if i not in gone]
+    with transaction(ctx.sessions) as session:
+        ctx.runs.hold(session)  # the audit head is locked once, at the end
+        locked = _lock(session, own, claim=claim)
+        first_pending = _first_pending(session, locked)
+        done_here: set[int] = set()
+        for row in locked:
+            earliest = first_pending.get(_subject(row))
+            if earliest is not None and earliest < row.id and earliest not in done_here:
+                batch.deferred.append(row.id)  # its predecessor is held elsewhere
+                continue
+            if enrich is not None and row.id not in own and is_thin(to_event(row)):
+                batch.deferred.append(row.id)  # enriched by its own message
+                continue
+            held = ctx.runs.held(session)
+            try:
+                with session.begin_nested():
+                    batch.processed.append(_apply(ctx, session, rules, row))
+                    done_here.add(row.id)
+            except Exception:  # one broken event must not undo the batch: retried alone
+                if not claim:
+                    raise
+                ctx.runs.drop_held(session, held)
+                ctx.clients.forget(session)
+                log.exception("event_batch_member_failed", event_id=row.id)
+                batch.broken.append(row.id)
+        ctx.runs.record_held(session)  # audit facts and notes of the whole batch
+        session.flush()
+        notes = {n.id for n in track_new_notes(session)
+                 if inspect(n).persistent and n.status == NoteStatus.PENDING}
+        for result in batch.processed:
+            result.notes = sorted(notes)
+            notes = set()
+    return batch
+
+
+def _lock(session: Session, own: list[int], *, claim: bool) -> list[InboxEvent]:
+    """The batch's pending rows, locked, in arrival order.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so two workers never wait for each other's
+    rows (an event another worker holds is being processed there). SQLite: the write
+    transaction (``BEGIN IMMEDIATE``) already excludes every other writer.
+    """
+    stmt = (select(InboxEvent).where(InboxEvent.id.in_(own),
+                                     InboxEvent.status == InboxStatus.PENDING)
+            .order_by(InboxEvent.id).with_for_update(skip_locked=True))
+    rows = list(session.execute(stmt).scalars())
+    if claim and len(rows) < BATCH:
+        more = (select(InboxEvent).where(InboxEvent.status == InboxStatus.PENDING,
+                                         InboxEvent.id.not_in(own))
+                .order_by(InboxEvent.id).limit(BATCH - len(rows))
+                .with_for_update(skip_locked=True))
+        rows += session.execute(more).scalars()
+        rows.sort(key=lambda r: r.id)
+    return rows
+
+
+def _first_pending(session: Session, rows: list[InboxEvent]) -> dict[Subject, int]:
+    """The oldest pending event of each subject these rows are about."""
+    subjects = {_subject(r) for r in rows if r.subject_id}
+    if not subjects:
+        return {}
+    found = session.execute(
+        select(InboxEvent.source, InboxEvent.subject_type, InboxEvent.subject_id,
+               InboxEvent.id)
+        .where(tuple_(InboxEvent.source, InboxEvent.subject_type,
+                      InboxEvent.subject_id).in_(list(subjects)),
+               InboxEvent.status == InboxStatus.PENDING)
+        .order_by(InboxEvent.id)
+    ).all()
+    first: dict[Subject, int] = {}
+    for source, kind, subject_id, event_id in found:
+        first.setdefault((source, kind, subject_id), event_id)
+    return first
 
 
 def process_event(ctx: HubContext, rules: RuleSet, event_id: int, *,
-                  enrich: Callable[[Event], list[Event]] | None = None) -> Processed:
-    """Run one inbox event through the rules and apply the actions, exactly once.
-
-    Args:
-        enrich: fetches the full record for a thin webhook event (connector I/O), called
-            before the transaction so no database lock is held during HTTP.
-    """
-    result = Processed(event_id)
-    # Events about one subject apply in the order they arrived, whichever worker runs them.
-    event, earlier = _pending(ctx, event_id)
-    if event is None:
-        result.skipped = True
-        return result
-    for earlier_id in earlier:
-        result.notes += process_event(ctx, rules, earlier_id, enrich=enrich).notes
-    if enrich is not None:
-        enriched = enrich(event)
-        if enriched != [event]:
-            with transaction(ctx.sessions) as session:
-                row = session.get(InboxEvent, event_id)
-                if row is not None and row.status == InboxStatus.PENDING:
-                    if not enriched:
-                        # deleted since, filtered out, or our own echo: nothing to do
-                        row.status, row.processed_at = InboxStatus.IGNORED, ctx.clock()
-                        row.result = {"matched": [], "actions": [], "errors": [],
-                                      "near_misses": [], "ignored": "nothing after enrichment"}
-                        result.skipped = True
-                        return result
-                    full = enriched[0]
-                    row.kind = str(full.kind)
-                    row.data, row.raw = dict(full.data), dict(full.raw)
-                    if full.client:
-                        row.client_key, row.client_name = full.client.id, full.client.name
-                        row.client_type = full.client.type
-                    # more facts in one callback (created + closed): store them too
-                    result.extra_events = add_events(session, enriched[1:], via="enrich",
-                                                     now=ctx.clock())
-    with transaction(ctx.sessions) as session:
-        row = session.execute(
-            select(InboxEvent).where(InboxEvent.id == event_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None or row.status != InboxStatus.PENDING:
-            result.skipped = True
-            return result
-        event = to_event(row)
-        # the vendor's client → the hub client, once, before any rule sees the event
-        client = ctx.clients.resolve(session, event.source, event.client)
-        if client is not None:
-            event = event.model_copy(update={"hub_client": hub_ref(client)})
-        row.hub_client = client.key if client is not None else None
-        evaluation = explain(rules, event)
-        result.errors = [{"rule_id": e.rule_id, "error": e.message} for e in evaluation.errors]
-        result.near_misses = [{"rule_id": n.rule_id, "reason": n.reason}
-                              for n in evaluation.near_misses]
-        for match in evaluation.matched:
-            result.matched.append(match.rule_id)
-            for action in match.actions:
-                described = action_to_dict(action)
-                try:
-                    with session.begin_nested():
-                        described.update(
-                            apply_action(ctx, session, rules, event, action, event_id))
-                except (HubError, ValueError) as exc:
-                    described["effect"] = "error"
-                    result.errors.append({"rule_id": action.rule_id, "error": str(exc)})
-                result.actions.append(described)
-        row.status = (InboxStatus.FAILED if result.errors else
-                      InboxStatus.DONE if result.matched else InboxStatus.IGNORED)
-        row.attempts += 1
-        row.processed_at = ctx.clock()
-        row.result = result.as_result()
-        session.flush()
-        # notes of an action whose savepoint rolled back are not persistent; the context's
-        # after-commit hook dispatches the others for delivery
-        result.notes += [n.id for n in track_new_notes(session)
-                         if inspect(n).persistent and n.status == NoteStatus.PENDING]
-    log.info("event_processed", event_id=event_id, kind=str(event.kind),
-             matched=len(result.matched), errors=len(result.errors))
+                  enrich: Enrich | None = None) -> Processed:
+    """Process one event (and the earlier pending events of its subject) on its own."""
+    batch = process_batch(ctx, rules, [event_id], enrich=enrich, claim=False)
+    mine = next((p for p in batch.processed if p.event_id == event_id), None)
+    result = mine or Processed(event_id, skipped=True)
+    result.notes = batch.notes
+    result.extra_events = batch.extra_events
     return result

@@ -294,7 +294,7 @@ class RunService:
         session.flush()
         engine_fact = engine.Fact("evidence_held", by, self.clock(), step_id,
                                   data={"evidence": evidence} if evidence else {})
-        audit.append(session, [engine_fact], run_id=run.id, event_id=event_id)
+        self._append(session, run, [engine_fact], None, event_id)
 
     def _apply_pending(self, session: Session, row: Run) -> None:
         """Tick steps that just opened and have evidence waiting for them."""
@@ -399,10 +399,63 @@ class RunService:
             row.completed_at = state.completed_at
         if row.cancel_reason != state.cancel_reason:
             row.cancel_reason = state.cancel_reason
-        entries = audit.append(session, outcome.facts, run_id=row.id, event_id=event_id)
-        self._notes(session, row, outcome, entries)
+        self._append(session, row, outcome.facts, outcome, event_id)
         if any(f.action in ("step_done", "step_skipped") for f in outcome.facts):
             self._apply_pending(session, row)
+
+    # ---- audit facts and notes, now or at the end of a batch ----------------------------
+
+    def _append(self, session: Session, row: Run, facts: Sequence[engine.Fact],
+                outcome: Outcome | None, event_id: int | None) -> None:
+        """Append the facts to the chain and queue the outcome's notes — or, while the
+        session holds them (:meth:`hold`), keep both for :meth:`record_held`."""
+        held: list[_Held] | None = session.info.get(_HELD)
+        if held is not None:
+            held.append(_Held(row, tuple(facts), outcome, event_id))
+            return
+        entries = audit.append(session, facts, run_id=row.id, event_id=event_id)
+        if outcome is not None:
+            self._notes(session, row, outcome, entries)
+
+    def hold(self, session: Session) -> None:
+        """Keep this session's audit facts and notes until :meth:`record_held`.
+
+        A batch of events takes the audit chain's head lock once, at its end, instead
+        of at its first fact — so two workers' batches overlap instead of queueing.
+        """
+        session.info[_HELD] = []
+
+    def held(self, session: Session) -> int:
+        """A mark of what is held now (for :meth:`drop_held` after a savepoint rollback)."""
+        return len(session.info.get(_HELD, ()))
+
+    def drop_held(self, session: Session, mark: int) -> None:
+        """Forget what was held after ``mark`` (its savepoint was rolled back)."""
+        held: list[_Held] | None = session.info.get(_HELD)
+        if held is not None:
+            del held[mark:]
+
+    def record_held(self, session: Session) -> None:
+        """Append every held fact to the chain, in order, and queue the held notes."""
+        held: list[_Held] = session.info.pop(_HELD, [])
+        for item in held:
+            entries = audit.append(session, item.facts, run_id=item.run.id,
+                                   event_id=item.event_id)
+            if item.outcome is not None:
+                self._notes(session, item.run, item.outcome, entries)
+
+
+_HELD = "msphub_held_records"  # session.info key: facts and notes kept for a batch's end
+
+
+@dataclass(frozen=True)
+class _Held:
+    """One state change's audit facts (and the outcome whose notes go with them)."""
+
+    run: Run
+    facts: tuple[engine.Fact, ...]
+    outcome: Outcome | None
+    event_id: int | None
 
 
 def _step_values(run_id: int, step: StepState) -> dict[str, Any]:

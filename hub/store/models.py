@@ -39,8 +39,9 @@ class Client(Base):
     # made automatically for an unlinked vendor client (only when the deployment opts in)
     provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
+    # loaded when asked for (CLI, API): resolving an event's client needs only the row
     links: Mapped[list[ClientLink]] = relationship(
-        back_populates="client", lazy="selectin", order_by="ClientLink.id",
+        back_populates="client", lazy="select", order_by="ClientLink.id",
         cascade="all, delete-orphan")
 
 
