@@ -22,6 +22,7 @@ def _row(event: Event, via: str, now: datetime) -> dict[str, Any]:
         "via": via,
         "client_key": event.client.id if event.client else None,
         "client_name": event.client.name if event.client else None,
+        "client_type": event.client.type if event.client else None,
         "subject_type": event.subject.type if event.subject else None,
         "subject_id": event.subject.id if event.subject else None,
         "data": event.data, "raw": event.raw, "status": InboxStatus.PENDING, "attempts": 0,
@@ -65,4 +66,3 @@ def unfinished(session: Session, *, older_than: datetime, limit: int = 1000) -> 
                                     InboxEvent.received_at < older_than)
         .order_by(InboxEvent.id).limit(limit)
     ).scalars())
-        "client_type": event.client.type if event.client else None,
