@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     webhook_max_body: int = Field(
         default=1_048_576, gt=0, description="Largest accepted webhook body, in bytes."
     )
+    webhook_read_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a webhook body may take to arrive (else 408)."
+    )
     worker_threads: int = Field(default=8, ge=1, description="Threads per worker process.")
     outbox_lease_seconds: float = Field(
         default=60.0, gt=0,

@@ -28,8 +28,15 @@ def sign(body: bytes, signing_key: str) -> str:
 
 
 def signature_ok(body: bytes, header: str | None, signing_key: str) -> bool:
-    """Constant-time check of a signature header against the raw body."""
-    return hmac.compare_digest(sign(body, signing_key), (header or "").strip())
+    """Constant-time check of a signature header against the raw body.
+
+    The header is compared as ASCII bytes; a non-ASCII header cannot match (comparing
+    non-ASCII ``str`` raises ``TypeError``).
+    """
+    given = (header or "").strip()
+    if not given.isascii():
+        return False
+    return hmac.compare_digest(sign(body, signing_key).encode("ascii"), given.encode("ascii"))
 
 
 def key_url_allowed(url: str, site_origin: str) -> bool:

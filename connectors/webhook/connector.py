@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from connectors import payload as bounded
 from connectors.base import (
     Capability,
     MalformedPayload,
@@ -40,6 +41,7 @@ from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 VENDOR = "webhook"
 TIMESTAMP_HEADER = "x-msphub-timestamp"
 SIGNATURE_HEADER = "x-msphub-signature"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class WebhookConfig(BaseModel):
@@ -61,6 +63,21 @@ class WebhookConfig(BaseModel):
         return value
 
 
+class _Client(ClientRef):
+    """The sender's client reference, within the inbox column limits."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=300)
+
+
+class _Subject(SubjectRef):
+    """The sender's subject reference, within the inbox column limits."""
+
+    type: str = Field(min_length=1, max_length=30)
+    id: str = Field(min_length=1, max_length=100)
+    source: str | None = Field(default=None, max_length=100)
+
+
 class _IncomingEvent(BaseModel):
     """One event as a sender posts it."""
 
@@ -69,8 +86,8 @@ class _IncomingEvent(BaseModel):
     kind: EventKind
     dedupe_key: str = Field(min_length=1, max_length=255)
     occurred_at: datetime
-    client: ClientRef | None = None
-    subject: SubjectRef | None = None
+    client: _Client | None = None
+    subject: _Subject | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("occurred_at")
@@ -78,7 +95,10 @@ class _IncomingEvent(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must include a timezone (e.g. 'Z')")
-        return value
+        try:
+            return bounded.in_window(value, "occurred_at")
+        except MalformedPayload as exc:
+            raise ValueError(str(exc)) from None
 
 
 def signature(secret: str, timestamp: int | str, body: bytes) -> str:
@@ -130,14 +150,14 @@ class WebhookConnector:
         Raises:
             WebhookRejected: missing/old timestamp or bad signature.
         """
-        raw_ts = request.headers.get(TIMESTAMP_HEADER, "")
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        if not raw_ts.isdigit():
+        raw_ts = bounded.header_text(request.headers.get(TIMESTAMP_HEADER))
+        given = bounded.header_text(request.headers.get(SIGNATURE_HEADER))
+        if not _TIMESTAMP.fullmatch(raw_ts):  # ASCII digits only: isdigit() accepts '²'
             raise WebhookRejected(f"missing or invalid {TIMESTAMP_HEADER}", source=self.name)
         if abs(self._clock() - int(raw_ts)) > self.config.tolerance_seconds:
             raise WebhookRejected("timestamp outside the allowed window", source=self.name)
         expected = signature(self.config.secret.get_secret_value(), raw_ts, request.body)
-        if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+        if not hmac.compare_digest(expected.encode(), given.encode()):
             raise WebhookRejected("bad signature", source=self.name)
 
     def parse(self, request: WebhookRequest) -> list[Event]:
@@ -147,9 +167,9 @@ class WebhookConnector:
             MalformedPayload: naming the bad field, e.g. ``events[2].occurred_at``.
         """
         try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedPayload("body is not valid JSON", source=self.name) from None
+            payload = bounded.loads(request.body)
+        except MalformedPayload as exc:
+            raise MalformedPayload(str(exc), source=self.name) from None
         single = isinstance(payload, dict)
         items = [payload] if single else payload
         if not isinstance(items, list) or not items:

@@ -17,6 +17,24 @@ from hub.store.models import InboxEvent
 
 router = APIRouter(tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Inbox event id.")]
+MAX_OFFSET = 2_147_483_647  # beyond any inbox; a larger value overflows SQLite's integer
+# JSON shown deeper than this is elided (rows stored before the intake bounds could be
+# nested ~1,000 deep, which the response serializer cannot walk)
+SHOWN_DEPTH = 48
+ELIDED = "…(nested too deep to show)"
+
+
+def shown(value: Any, depth: int = 0) -> Any:
+    """``value`` with anything nested deeper than :data:`SHOWN_DEPTH` replaced by a marker."""
+    if isinstance(value, dict):
+        if depth >= SHOWN_DEPTH:
+            return ELIDED
+        return {str(k): shown(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth >= SHOWN_DEPTH:
+            return ELIDED
+        return [shown(v, depth + 1) for v in value]
+    return value
 
 
 class EventSummary(BaseModel):
@@ -69,7 +87,7 @@ def list_events(
     client: Annotated[str | None, Query(max_length=200,
                                         description="Hub client key.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Recent inbox events, newest first."""
     stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit).offset(offset)
@@ -92,7 +110,7 @@ def get_event(event_id: EventId, ctx: Hub, _who: Viewer) -> dict[str, Any]:
         row = session.get(InboxEvent, event_id)
         if row is None:
             raise NotFound(f"event {event_id} does not exist")
-        return {**_summary(row), "data": row.data, "result": row.result,
+        return {**_summary(row), "data": shown(row.data), "result": shown(row.result),
                 "last_error": row.last_error, "processed_at": row.processed_at}
 
 
@@ -109,7 +127,7 @@ def replay_event(event_id: EventId, ctx: Hub, rt: Wired, _who: Admin) -> dict[st
             raise NotFound(f"event {event_id} does not exist")
         row.status = InboxStatus.PENDING
         row.last_error = None
-        detail = {**_summary(row), "data": row.data, "result": row.result,
+        detail = {**_summary(row), "data": shown(row.data), "result": shown(row.result),
                   "last_error": None, "processed_at": row.processed_at}
     rt.dispatch.event(event_id)
     return detail

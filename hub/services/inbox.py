@@ -6,13 +6,66 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 
+from connectors import payload as bounded
+from connectors.base import MalformedPayload
 from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 from hub.core.states import InboxStatus
+from hub.errors import HubError
 from hub.store.db import insert_ignore_stmt
 from hub.store.models import InboxEvent
+
+# JSON columns get one level more than a parsed body may have (the event wraps it)
+STORED_DEPTH = bounded.MAX_DEPTH + 2
+
+
+class UnstorableEvent(HubError):
+    """An event cannot be stored as it is (a field over its column limit, a NUL, NaN …).
+
+    Both databases refuse or accept the same events because this is checked before the
+    insert (PostgreSQL would reject a NUL or a 300-character id; SQLite would store it).
+
+    Attributes:
+        field: the inbox column (or ``data``/``raw`` path) at fault.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _column_limit(name: str) -> int | None:
+    column_type = InboxEvent.__table__.c[name].type
+    return column_type.length if isinstance(column_type, String) else None
+
+
+def check_storable(event: Event) -> None:
+    """Refuse an event the inbox columns cannot hold, the same way on every database.
+
+    Raises:
+        UnstorableEvent: naming the field (length over the column limit, NUL or lone
+            surrogate, a non-finite number, or JSON nested too deep).
+    """
+    row = _row(event, "webhook", event.occurred_at)
+    for name, value in row.items():
+        if not isinstance(value, str):
+            continue
+        limit = _column_limit(name)
+        try:
+            bounded.check_string(value, name, max_length=limit or bounded.MAX_STRING)
+        except MalformedPayload as exc:
+            raise UnstorableEvent(f"field '{name}': {exc}", field=name) from None
+    for name in ("data", "raw"):
+        try:
+            bounded.check_value(row[name], name, max_depth=STORED_DEPTH)
+        except MalformedPayload as exc:
+            raise UnstorableEvent(str(exc), field=name) from None
+    try:
+        bounded.in_window(event.occurred_at, "occurred_at")
+    except MalformedPayload as exc:
+        raise UnstorableEvent(str(exc), field="occurred_at") from None
 
 
 def _row(event: Event, via: str, now: datetime) -> dict[str, Any]:

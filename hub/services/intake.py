@@ -16,11 +16,16 @@ from connectors.base import (
     WebhookRequest,
 )
 from hub.services.context import HubContext
-from hub.services.inbox import add_events
+from hub.services.inbox import UnstorableEvent, add_events, check_storable
 from hub.services.sources import Sources
 from hub.store.db import transaction
 
 log = structlog.get_logger()
+
+# what a parser may raise on input it did not anticipate (pydantic's ValidationError is a
+# ValueError); answered 400 rather than 500
+_PARSER_BUGS = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError,
+                UnicodeError)
 
 
 class WebhookError(Exception):
@@ -77,8 +82,20 @@ def receive(ctx: HubContext, sources: Sources, source: str, *, headers: Mapping[
     except ConnectorError as exc:
         log.warning("webhook_verification_failed", source=source, reason=str(exc))
         raise WebhookError(401, f"rejected: {exc}") from exc
+    except _PARSER_BUGS as exc:
+        # a connector that is not total yet: the body is still the sender's fault, never a
+        # 500; one bounded line, no payload
+        log.error("webhook_parser_crashed", source=source, error=type(exc).__name__,
+                  reason=str(exc)[:200])
+        raise WebhookError(400, f"malformed payload ({type(exc).__name__})") from exc
     if not events:
         return Received(ignored=True)
+    try:
+        for event in events:  # all or nothing: checked before the insert, alike on every db
+            check_storable(event)
+    except UnstorableEvent as exc:
+        log.warning("webhook_unstorable", source=source, field=exc.field)
+        raise WebhookError(400, f"malformed payload: {exc}") from exc
     with transaction(ctx.sessions) as session:
         new_ids = add_events(session, events, via="webhook", now=ctx.clock())
     return Received(new_ids=new_ids, duplicates=len(events) - len(new_ids))
