@@ -34,7 +34,7 @@ from hub.services import writeback
 from hub.services.context import HubContext, utcnow
 from hub.services.deadletters import mark_dead
 from hub.services.directory import ClientDirectory
-from hub.services.notes import OutboxSink, dispatch_after_commit
+from hub.services.notes import OutboxSink, dispatch_after_commit, ticket_writers
 from hub.services.runs import RunService
 from hub.services.scheduled_launches import check as check_schedules
 from hub.services.sources import Sources, load_sources
@@ -63,7 +63,8 @@ def build_context(settings: Settings, *, clock: Clock = utcnow,
     playbooks = PlaybookSource(settings.playbooks_dir)
     clients = ClientDirectory(clock=clock, provisional=settings.provisional_clients)
     runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
-                      clients=clients, notes=OutboxSink(settings.public_url))
+                      clients=clients,
+                      notes=OutboxSink(settings.public_url, ticket_writers(settings.config_dir)))
     return HubContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
                       playbooks=playbooks, team=team, calendars=calendars, clients=clients,
                       runs=runs, clock=clock)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.base import Capability, RegistryError, get_connector_class
+from hub.config.yamlio import read_yaml
 from hub.core.checklists.engine import NoteIntent, Outcome, RunState
 from hub.core.states import NoteStatus, StepStatus
+from hub.errors import ConfigError
 from hub.store.models import AuditEntry, OutboxNote, Run
 
 NEW_NOTES = "msphub_new_outbox"
@@ -118,20 +122,60 @@ def completion_record(run: Run, state: RunState, entries: Sequence[AuditEntry]) 
     return "\n".join(lines)
 
 
+def _any_source(_source: str) -> bool:
+    return True
+
+
+def ticket_writers(config_dir: Path) -> Callable[[str], bool]:
+    """"Can this source write to tickets?" from ``connectors.yaml``, without building
+    connectors: an instance whose vendor lacks the ``ticket_writer`` capability (an RMM,
+    the generic webhook) cannot; a name the file does not configure is given the benefit
+    of the doubt (delivery then reports it), as are files that cannot be read here (the
+    runtime refuses those at start-up with file and line).
+    """
+    connectors_file = config_dir / "connectors.yaml"
+    try:
+        doc = read_yaml(connectors_file) if connectors_file.exists() else None
+    except ConfigError:
+        return _any_source
+    data = doc.data if doc is not None else None
+    raw = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(raw, dict):
+        return _any_source
+    cannot: set[str] = set()
+    for name, spec in raw.items():
+        vendor = spec.get("vendor") if isinstance(spec, dict) else None
+        if not isinstance(vendor, str):
+            continue
+        try:
+            capabilities = get_connector_class(vendor).manifest.capabilities
+        except RegistryError:
+            continue
+        if Capability.TICKET_WRITER not in capabilities:
+            cannot.add(str(name))
+    return lambda source: source not in cannot
+
+
 class OutboxSink:
     """Queues the notes of a transition in the outbox (same transaction as the change).
 
-    Runs without an originating ticket produce no notes. ``notes`` in the run's options
-    picks how step completions are reported: ``each`` (default), ``digest`` (held, then
-    sent together by the digest job) or ``none``.
+    Runs without an originating ticket produce no notes, nor do runs whose ticket source
+    cannot write to tickets (``can_write(source)`` is False: an RMM alert or the generic
+    webhook launched it), so no note is queued only to go dead. ``notes`` in the run's
+    options picks how step completions are reported: ``each`` (default), ``digest``
+    (held, then sent together by the digest job) or ``none``.
     """
 
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, public_url: str,
+                 can_write: Callable[[str], bool] = _any_source) -> None:
         self.public_url = public_url.rstrip("/")
+        self.can_write = can_write
 
     def __call__(self, session: Session, run: Run, outcome: Outcome,
                  entries: Sequence[AuditEntry]) -> None:
         if not (run.ticket_source and run.ticket_id):
+            return
+        if not self.can_write(run.ticket_source):
             return
         mode = (run.options or {}).get("notes", "each")
         now = entries[-1].at if entries else outcome.run.launched_at
