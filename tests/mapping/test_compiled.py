@@ -167,8 +167,13 @@ def test_equal_values_have_equal_index_keys() -> None:
 
 
 def _rule(i: int, rng: random.Random) -> CompiledRule:
+    condition = random_condition(rng)
+    if rng.random() < 0.5:  # several eq / in tests on few values: nested index levels
+        condition = {"ticket.board": rng.choice(["HR", "service desk", 3]),
+                     "ticket.type": {"in": rng.sample(TEXT[:5], 2)},
+                     "client.key": rng.choice([*TEXT[:3], None]), **condition}
     data: dict[str, Any] = {
-        "id": f"r{i}", "on": rng.choice(KINDS).value, "if": random_condition(rng),
+        "id": f"r{i}", "on": rng.choice(KINDS).value, "if": condition,
         "priority": rng.choice([0, 0, 0, 5, 10]), "stop": rng.random() < 0.05,
         "enabled": rng.random() > 0.03,
     }
@@ -269,11 +274,17 @@ def test_evaluate_equals_the_reference(generated: tuple[RuleSet, list[Event]]) -
     assert 0 < raised < len(events)
 
 
+def _depth(index: Any) -> int:
+    return max((1 + _depth(sub) for p in index.postings for sub in p.by_key.values()),
+               default=0)
+
+
 def test_a_rule_the_index_skips_could_never_match(
     generated: tuple[RuleSet, list[Event]],
 ) -> None:
     """Every candidate of the kind and source that select() leaves out fails its condition."""
     rules, events = generated
+    assert max(_depth(i) for by in rules._index.values() for i in by.values()) >= 3
     skipped = 0
     for event in events:
         ctx = event.context()
@@ -344,3 +355,20 @@ def test_event_context_subject_is_its_model_dump() -> None:
                       subject=subject)
         assert event.context()["subject"] == subject.model_dump()
         assert type(event.context()["subject"]) is dict
+
+
+def test_long_posting_lists_are_indexed_again() -> None:
+    """Rules sharing one key are narrowed by their next eq/in test, keeping rank order."""
+    # Given 12 Service Desk rules by type, one by board alone, and one without any eq test
+    specs: list[dict[str, Any] | None] = [
+        {"ticket.board": "Service Desk", "ticket.type": {"in": [f"T{i}", "shared"]}}
+        for i in range(12)
+    ]
+    rules = _ruleset(*specs, {"ticket.board": "Service Desk"}, {"ticket.n": {"gt": 1}})
+    # When an event of type T3 (or the shared type) arrives on that board
+    t3 = _selected(rules, {"ticket": {"board": "service desk", "type": "t3"}})
+    shared = _selected(rules, {"ticket": {"board": "Service Desk", "type": "Shared"}})
+    # Then only the rules that can match are checked, in rank order
+    assert t3 == ["r3", "r12", "r13"]
+    assert shared == [f"r{i}" for i in range(14)]
+    assert _selected(rules, {"ticket": {"board": "HR", "type": "T3"}}) == ["r13"]

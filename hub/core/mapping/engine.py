@@ -114,12 +114,17 @@ Bucket = tuple[CompiledRule, ...]
 _by_rank = attrgetter("rank")
 
 
+Conjuncts = list[tuple[str, frozenset[Hashable]]]
+NEST_ABOVE = 4
+"""A posting list longer than this is indexed again by another ``eq`` / ``in`` test."""
+
+
 class _Postings(NamedTuple):
     """The rules of a bucket keyed by the value one path must have for them to match."""
 
     path: str
     get: Getter
-    by_key: Mapping[Hashable, Bucket]
+    by_key: Mapping[Hashable, _ValueIndex]
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,9 @@ class _ValueIndex:
     """One kind/source bucket: its rules by rank, and the same rules indexed by value.
 
     Every rule is either under exactly one path of ``postings`` (once per key it
-    accepts) or in ``rest`` (no ``eq`` / ``in`` test to index on).
+    accepts) or in ``rest`` (no ``eq`` / ``in`` test left to index on). A key's rules
+    form an index of their own, on the tests not used yet, when there are more than
+    ``NEST_ABOVE`` of them (per-client rules that also name a ticket type).
     """
 
     rules: Bucket
@@ -136,38 +143,48 @@ class _ValueIndex:
 
     @classmethod
     def build(cls, rules: Sequence[CompiledRule]) -> _ValueIndex:
-        """Index each rule under its most selective ``eq`` / ``in`` test.
+        """Index each rule under its most selective ``eq`` / ``in`` test, level by level.
 
         Selective means: the fewest rules of this bucket share the keys it accepts, so a
         bucket of per-client rules that all also test ``ticket.board`` goes by client.
         """
-        options = [equality_conjuncts(r.condition) for r in rules]
+        return cls._build([(r, equality_conjuncts(r.condition)) for r in rules], nested=False)
+
+    @classmethod
+    def _build(cls, entries: list[tuple[CompiledRule, Conjuncts]], *,
+               nested: bool) -> _ValueIndex:
+        rules = tuple(r for r, _ in entries)
+        if (nested and len(entries) <= NEST_ABOVE) or not any(c for _, c in entries):
+            return cls(rules=rules, postings=(), rest=rules)
         shared: Counter[tuple[str, Hashable]] = Counter(
-            (path, key) for conjuncts in options for path, keys in conjuncts for key in keys
+            (path, key) for _, conjuncts in entries for path, keys in conjuncts for key in keys
         )
-        by_path: dict[str, dict[Hashable, list[CompiledRule]]] = {}
+        by_path: dict[str, dict[Hashable, list[tuple[CompiledRule, Conjuncts]]]] = {}
         rest: list[CompiledRule] = []
-        for compiled, conjuncts in zip(rules, options, strict=True):
+        for compiled, conjuncts in entries:
             if not conjuncts:
                 rest.append(compiled)
                 continue
             path, keys = min(conjuncts, key=lambda c: sum(shared[(c[0], k)] for k in c[1]))
+            left = [c for c in conjuncts if c[0] != path]  # the next level's options
             postings = by_path.setdefault(path, {})
             for key in keys:
-                postings.setdefault(key, []).append(compiled)
+                postings.setdefault(key, []).append((compiled, left))
         return cls(
-            rules=tuple(rules),
+            rules=rules,
             postings=tuple(
-                _Postings(path, path_getter(path),
-                          MappingProxyType({k: tuple(v) for k, v in keyed.items()}))
+                _Postings(path, path_getter(path), MappingProxyType(
+                    {k: cls._build(v, nested=True) for k, v in keyed.items()}))
                 for path, keyed in by_path.items()
             ),
             rest=tuple(rest),
         )
 
-    def select(self, ctx: dict[str, Any]) -> Bucket | list[CompiledRule]:
+    def select(self, ctx: dict[str, Any]) -> Sequence[CompiledRule]:
         """The rules of this bucket that can match ``ctx``, by rank."""
-        found: list[Bucket] = [self.rest] if self.rest else []
+        if not self.postings:
+            return self.rest
+        found: list[Sequence[CompiledRule]] = [self.rest] if self.rest else []
         for postings in self.postings:
             value = postings.get(ctx)
             if value is MISSING:
@@ -176,8 +193,10 @@ class _ValueIndex:
                 hit = postings.by_key.get(equality_key(value))
             except TypeError:  # an unhashable value (a list) equals no indexed scalar
                 continue
-            if hit:
-                found.append(hit)
+            if hit is not None:
+                rules = hit.select(ctx)
+                if rules:
+                    found.append(rules)
         if len(found) == 1:
             return found[0]
         return sorted(chain.from_iterable(found), key=_by_rank)
