@@ -108,3 +108,11 @@ def test_a_datto_backup_alert_ticks_acme_s_maintenance_and_a_forged_one_does_not
     assert ("alert.resolved", "done", "acme") in [tuple(r) for r in rows]
     # and Datto was asked for the alert: the webhook body alone decided nothing
     assert rmm.sandbox.request_count("GET", f"/api/v2/alert/{alert['alertUid']}") >= 1
+
+    # When Datto repeats the resolved webhook (vendors retry)
+    again = httpx.post(f"{hub.url}/webhooks/{SOURCE}/{SECRET}", timeout=10,
+                       content=rmm.sandbox.webhook_body("resolved", store.alerts[
+                           alert["alertUid"]]), headers={"Content-Type": "application/json"})
+    # Then the inbox recognises it: no second event, no second note
+    assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
+    assert sum(alert["alertUid"] in n["text"] for n in psa.notes(ticket)) == 1
