@@ -75,7 +75,8 @@ class DattoRMMSandbox:
 
     def __init__(self, *, api_key: str = "SANDBOXAPIKEY0000000000000000000",
                  api_secret: str = "SANDBOXAPISECRET000000000000000", webhook_workers: int = 2,
-                 loopback_only: bool = True, clock: Callable[[], datetime] | None = None) -> None:
+                 loopback_only: bool = True, clock: Callable[[], datetime] | None = None,
+                 webhook_timeout: float = 30.0) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
         self.base_url = "http://127.0.0.1"  # set by SandboxServer.start()
@@ -84,8 +85,10 @@ class DattoRMMSandbox:
         self.webhook_urls: list[str] = []
         self.store = SandboxStore(clock=clock, on_alert=self._on_alert)
         self.faults = FaultSwitches()
+        # a generous delivery timeout: a busy hub on a shared test machine answers slowly
         self.dispatcher = WebhookDispatcher(workers=webhook_workers, loopback_only=loopback_only,
-                                            faults=self.faults, name="datto-webhooks")
+                                            timeout=webhook_timeout, faults=self.faults,
+                                            name="datto-webhooks")
         self._lock = threading.Lock()
 
     # -- webhooks -------------------------------------------------------------------------

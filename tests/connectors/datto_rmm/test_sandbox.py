@@ -102,7 +102,7 @@ def test_webhooks_reach_a_receiver_and_are_re_read(server: SandboxServer) -> Non
     # When an alert is raised and resolved
     alert = store.raise_alert(site["uid"], diagnostics="Backup failed")
     store.resolve_alert(alert["alertUid"])
-    assert server.sandbox.wait_for_webhooks(30)
+    assert server.sandbox.wait_for_webhooks(60)
     receiver.stop()
     assert len(got) == 2, list(server.sandbox.dispatcher.deliveries)
     # Then both deliveries verify, parse and enrich to the API's copy
