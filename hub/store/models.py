@@ -275,3 +275,24 @@ class SourceCursor(Base):
     stream: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    """A named dashboard user: a password hash (argon2id) and a role, like a token's."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # sessions signed before this instant are refused (a new password signs everyone out)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# The portfolio's unfinished-step aggregate (overdue count, next due date per run) reads
+# only this index: status first for the IN (open, locked) range, then run and due date.
+Index("ix_run_steps_open", RunStep.status, RunStep.run_id, RunStep.due_at)

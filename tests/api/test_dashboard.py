@@ -75,47 +75,6 @@ def test_sign_in_form_and_sign_out(api: Api) -> None:
     assert api.http.get("/").status_code == 401
 
 
-def test_overview_groups_active_runs_by_client(api: Api) -> None:
-    """Client names, playbook titles, progress, next steps and overdue highlights."""
-    # Given runs for two clients, one cancelled run, and some progress
-    acme = api.launch(client="ACME", client_name="Acme Ltd")["id"]
-    api.launch(client="19300", client_name="Contoso Dental")
-    cancelled = api.launch(client="BETA", client_name="Beta Builders")["id"]
-    api.post(f"/api/runs/{cancelled}/cancel", Role.MANAGER, {})
-    api.post(f"/api/runs/{acme}/steps/confirm-leaver/complete", Role.TECHNICIAN, {})
-    api.clock.advance(hours=5)
-    # When the overview is opened with a bearer header
-    page = api.http.get("/", headers=api.auth(Role.VIEWER))
-    # Then both active clients are there with their runs; the cancelled one is not
-    assert page.status_code == 200
-    html = page.text
-    assert "Acme Ltd" in html and "Contoso Dental" in html
-    assert "Beta Builders" not in html
-    assert "Leaver (user offboarding)" in html
-    assert "Block sign-in" in html  # ACME's next open step
-    assert f'href="/runs/{acme}"' in html
-    assert "1/17" in html  # ACME's progress
-    assert "has-late" in html and "overdue" in html
-    assert page.headers["content-security-policy"].startswith("default-src 'none'")
-
-
-def test_overview_filters_and_my_tasks(api: Api) -> None:
-    """Client filter narrows the page; "my tasks" lists the signed-in member's steps."""
-    api.launch(client="ACME", client_name="Acme Ltd")
-    api.launch(client="19300", client_name="Contoso Dental")
-    _sign_in(api, Role.TECHNICIAN)  # token "alice", a team member
-    only_acme = api.http.get("/", params={"client": "ACME"}).text
-    assert "Acme Ltd" in only_acme
-    assert "<h2>Contoso Dental" not in only_acme
-    assert 'href="/?assignee=alice"' in only_acme  # the "My tasks" link
-    # Contoso's service desk is bob: alice only has ACME's steps
-    mine = api.http.get("/", params={"assignee": "alice"}).text
-    assert "Acme Ltd" in mine
-    assert "<h2>Contoso Dental" not in mine
-    nothing = api.http.get("/", params={"playbook": "client-onboarding"}).text
-    assert "No active runs match these filters" in nothing
-
-
 def test_run_page_shows_steps_evidence_and_audit(api: Api) -> None:
     """Every step with its state, assignee, due time, evidence; and the audit trail."""
     # Given a run with one step done with evidence
