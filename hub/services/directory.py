@@ -32,6 +32,7 @@ CONFIG = "config"  # created_by of links that config/clients.yaml declares
 PROVISIONAL = "provisional"
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 _SEEN = "msphub_clients_by_key"  # session.info: client rows this session already read
+_LINKED = "msphub_clients_by_link"  # … and by the vendor record linked to them
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class ClientDirectory:
     def forget(self, session: Session) -> None:
         """Drop the rows this session remembers (after a savepoint rolled back)."""
         session.info.pop(_SEEN, None)
+        session.info.pop(_LINKED, None)
 
     def all(self, session: Session, *, tag: str | None = None,
             include_provisional: bool = True) -> list[Client]:
@@ -100,7 +102,11 @@ class ClientDirectory:
         return [r for r in rows if tag is None or tag in (r.tags or ())]
 
     def linked(self, session: Session, source: str, ref: ClientRef) -> Client | None:
-        """The hub client linked to this vendor record, if any."""
+        """The hub client linked to this vendor record, if any (once per session)."""
+        by_link: dict[tuple[str, str, str], Client] = session.info.setdefault(_LINKED, {})
+        cached = by_link.get((source, ref.type, ref.id))
+        if cached is not None:
+            return cached
         row = session.execute(
             select(Client).join(ClientLink, ClientLink.client_id == Client.id)
             .where(ClientLink.source == source, ClientLink.object_type == ref.type,
@@ -108,6 +114,7 @@ class ClientDirectory:
         ).scalar_one_or_none()
         if row is not None:
             session.info.setdefault(_SEEN, {})[row.key] = row
+            by_link[(source, ref.type, ref.id)] = row
         return row
 
     def resolve(self, session: Session, source: str, ref: ClientRef | None) -> Client | None:
@@ -189,6 +196,7 @@ class ClientDirectory:
             NotFound: no such client.
             NotAllowed: the record belongs to another client.
         """
+        self.forget(session)  # what this session resolved may change now
         client = self.get(session, key)
         existing = session.execute(
             select(ClientLink).where(ClientLink.source == source,
@@ -224,6 +232,7 @@ class ClientDirectory:
         Raises:
             NotFound: the record is not linked.
         """
+        self.forget(session)
         link = session.execute(
             select(ClientLink).where(ClientLink.source == source,
                                      ClientLink.object_type == object_type,

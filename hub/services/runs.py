@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -94,6 +95,7 @@ class RunService:
         self.clock = clock
         self._notes = notes
         self._pinned: dict[int, Playbook] = {}
+        self._version_ids: dict[tuple[str, str], int] = {}
 
     # ---- reading -----------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class RunService:
             return self.team.resolve(step.role, client) if step.role else None
 
         def due(rule: str) -> datetime:
-            return due_from(DueSpec.parse(rule), launched_at=now, calendar=calendar,
+            return due_from(_due_spec(rule), launched_at=now, calendar=calendar,
                             event_at=occurred_at, inputs=clean)
 
         row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
@@ -368,6 +370,11 @@ class RunService:
     def _version(self, session: Session, playbook: Playbook, now: datetime,
                  sha: str | None = None) -> PlaybookVersion:
         sha = sha or digest(playbook)
+        known = self._version_ids.get((playbook.id, sha))
+        if known is not None:  # version rows never change: one read per session
+            cached = session.get(PlaybookVersion, known)
+            if cached is not None:
+                return cached
         stmt = select(PlaybookVersion).where(PlaybookVersion.playbook_id == playbook.id,
                                              PlaybookVersion.digest == sha)
         row = session.execute(stmt).scalar_one_or_none()
@@ -377,6 +384,7 @@ class RunService:
                 "title": playbook.title, "definition": playbook.model_dump(mode="json"),
                 "created_at": now}, ["playbook_id", "digest"])
             row = session.execute(stmt).scalar_one()
+        self._version_ids[(playbook.id, sha)] = row.id
         return row
 
     def _save(self, session: Session, row: Run, outcome: Outcome, event_id: int | None) -> None:
@@ -438,12 +446,15 @@ class RunService:
     def record_held(self, session: Session) -> None:
         """Append every held fact to the chain, in order, and queue the held notes."""
         held: list[_Held] = session.info.pop(_HELD, [])
-        for item in held:
-            entries = audit.append(session, item.facts, run_id=item.run.id,
-                                   event_id=item.event_id)
+        if not held:
+            return
+        groups = audit.append_groups(session, [(i.facts, i.run.id, i.event_id) for i in held])
+        for item, entries in zip(held, groups, strict=True):
             if item.outcome is not None:
                 self._notes(session, item.run, item.outcome, entries)
 
+
+_due_spec = lru_cache(maxsize=1024)(DueSpec.parse)  # a launch parses each step's rule
 
 _HELD = "msphub_held_records"  # session.info key: facts and notes kept for a batch's end
 
