@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     webhook_max_body: int = Field(
         default=1_048_576, gt=0, description="Largest accepted webhook body, in bytes."
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for the audit chain (MSPHUB_AUDIT_KEY, at least 32 characters). "
+        "Keep it outside the database and its backups; see docs/audit.md.",
+    )
+    audit_checkpoint_file: Path | None = Field(
+        default=None,
+        description="Where signed checkpoints of the audit chain's head are appended "
+        "(default: <data_dir>/audit-checkpoints.jsonl).",
+    )
     webhook_read_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a webhook body may take to arrive (else 408)."
     )
@@ -128,6 +138,20 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("audit_key", mode="before")
+    @classmethod
+    def _audit_key(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # blank means "no key"
+        if isinstance(value, str) and len(value) < 32:
+            raise ValueError("audit_key must be at least 32 characters")
+        return value
+
+    @property
+    def audit_checkpoints(self) -> Path:
+        """The checkpoint file (``audit_checkpoint_file`` or one under ``data_dir``)."""
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     @field_validator("log_level", mode="before")
     @classmethod

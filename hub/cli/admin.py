@@ -155,12 +155,39 @@ def tokens_list() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit hash chain; exit 1 naming the first altered, inserted or removed entry."""
+def audit_verify(
+    checkpoints: list[Path] = typer.Option(
+        None, "--checkpoints",
+        help="Checkpoint files (default: MSPHUB_AUDIT_CHECKPOINT_FILE, else "
+        "<data_dir>/audit-checkpoints.jsonl, when it exists)."),
+    anchors: list[str] = typer.Option(
+        None, "--anchor",
+        help="A head kept elsewhere: N:HASH, or the 'Audit chain: entry #N, sha256 HASH' "
+        "line of a completion record on a ticket (repeatable)."),
+    state: bool = typer.Option(
+        True, "--state/--no-state", help="Also check run and step state against the chain."),
+) -> None:
+    """Check the audit chain; exit 1 naming the first altered, inserted or removed entry.
+
+    With MSPHUB_AUDIT_KEY set, keyed entries and signed checkpoints are checked with it.
+    """
+    s = settings()
     ctx = context(migrate=True)
+    files = checkpoints or [s.audit_checkpoints]
+    found = [cp for path in files for cp in audit.read_checkpoints(path)]
+    try:
+        found += [audit.parse_anchor(text) for text in anchors or []]
+    except ValueError as exc:
+        fail(f"--anchor: {exc}")
+    key = s.audit_key.get_secret_value().encode() if s.audit_key else None
     with ctx.sessions() as session:
-        result = audit.verify(session)
+        result = audit.verify(session, key=key, checkpoints=found, check_state=state)
     if not result.ok:
-        fail(f"audit chain broken at entry {result.entry_id}: {result.problem} "
-             f"({result.checked} entries verified before it)")
-    out.print(f"OK audit chain intact: {result.checked} entries verified")
+        where = f" at entry {result.entry_id}" if result.entry_id is not None else ""
+        hint = "" if key else " (if this deployment keys its chain, set MSPHUB_AUDIT_KEY)"
+        fail(f"audit chain broken{where}: {result.problem} "
+             f"({result.checked} entries verified before it){hint}")
+    extra = f", {len(found)} checkpoints matched" if found else ""
+    keyed = "keyed" if key else "unkeyed (no MSPHUB_AUDIT_KEY)"
+    out.print(f"OK audit chain intact: {result.checked} entries verified{extra}; {keyed}"
+              + ("; run and step state agree" if state else ""))

@@ -18,6 +18,7 @@ import structlog
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import ConnectorError, PermanentError, load_registry
 from hub.config.calendars import load_calendars
@@ -39,6 +40,7 @@ from hub.services.runs import RunService
 from hub.services.scheduled_launches import check as check_schedules
 from hub.services.sources import Sources, load_sources
 from hub.settings import Settings
+from hub.store import audit
 from hub.store.db import make_engine, make_sessionmaker, transaction
 
 log = structlog.get_logger()
@@ -65,7 +67,7 @@ def build_context(settings: Settings, *, clock: Clock = utcnow,
     runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
                       clients=clients,
                       notes=OutboxSink(settings.public_url, ticket_writers(settings.config_dir)))
-    return HubContext(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+    return HubContext(settings=settings, engine=engine, sessions=audited_sessions(engine, settings),
                       playbooks=playbooks, team=team, calendars=calendars, clients=clients,
                       runs=runs, clock=clock)
 
@@ -75,6 +77,15 @@ def config_environment() -> dict[str, str]:
     ``.env`` file the settings are read from."""
     env_file = Settings.model_config.get("env_file")
     return config_env(env_file if isinstance(env_file, str | Path) else None)
+
+
+def audited_sessions(engine: Engine, settings: Settings) -> sessionmaker[Session]:
+    """Sessions whose audit entries are keyed with ``MSPHUB_AUDIT_KEY`` (when set) and whose
+    commits export a checkpoint of the chain's head outside the database."""
+    sessions = make_sessionmaker(engine)
+    key = settings.audit_key.get_secret_value() if settings.audit_key else None
+    audit.configure(sessions, key=key, checkpoint_file=settings.audit_checkpoints)
+    return sessions
 
 
 def redis_client_for(redis_url: str | None) -> redis.Redis | None:
