@@ -1,17 +1,20 @@
 """The web dashboard: server-rendered pages (Jinja2 and a little plain JavaScript).
 
-``router`` gathers the pages: sign-in, the portfolio, the run page.
+``router`` gathers the pages: sign-in, the portfolio, the run page (and its forms), my
+work.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hub.api.dashboard import access, portfolio, runpage
+from hub.api.dashboard import access, actions, portfolio, runpage, work
 
 router = APIRouter(include_in_schema=False)
 router.include_router(access.router)
 router.include_router(portfolio.router)
 router.include_router(runpage.router)
+router.include_router(work.router)
+router.include_router(actions.router)
 
 __all__ = ["router"]
