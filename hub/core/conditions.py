@@ -427,12 +427,24 @@ def compile_explainer(cond: Condition) -> Explainer:
     if isinstance(cond, FieldTest):
         get, holds = path_getter(cond.path), _value_test(cond)
         described = cond.describe()
+        parts = tuple(cond.path.split("."))
+
+        def failed(value: Any) -> str:
+            return f"{described} (got {'missing' if value is MISSING else repr(value)})"
+
+        if len(parts) == 2:  # the common case, with the lookup inlined as in _compile_test
+            a, b = parts
+
+            def why_field2(ctx: Any) -> str | None:
+                mid = ctx.get(a, MISSING) if isinstance(ctx, dict) else MISSING
+                value = mid.get(b, MISSING) if isinstance(mid, dict) else MISSING
+                return None if holds(value) else failed(value)
+
+            return why_field2
 
         def why_field(ctx: Any) -> str | None:
             value = get(ctx)
-            if holds(value):
-                return None
-            return f"{described} (got {'missing' if value is MISSING else repr(value)})"
+            return None if holds(value) else failed(value)
 
         return why_field
     if isinstance(cond, Not):
