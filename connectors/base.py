@@ -305,6 +305,14 @@ class TicketWriter(Protocol):
 
 
 @runtime_checkable
+class TicketLinker(Protocol):
+    """Optional: where a person opens a ticket in the vendor's web UI (the dashboard links it)."""
+
+    def ticket_url(self, ticket_id: str) -> str | None:
+        """The ticket's address in the PSA's web UI, or None when it cannot be built."""
+
+
+@runtime_checkable
 class WebhookRegistrar(Protocol):
     """Registers our callback URL with the vendor."""
 

@@ -22,6 +22,7 @@ import hmac
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import httpx
 import structlog
@@ -42,7 +43,7 @@ from connectors.base import (
     is_thin,
 )
 from connectors.connectwise.client import ConnectWiseClient, Record
-from connectors.connectwise.config import ConnectWiseConfig
+from connectors.connectwise.config import CLOUD_API_HOSTS, ConnectWiseConfig
 from connectors.connectwise.events import (
     board_allowed,
     callback_events,
@@ -138,6 +139,16 @@ class ConnectWiseConnector:
     def api_member(self) -> str | None:
         """Our API member's identifier (configured, else learned from our own notes)."""
         return self.config.api_member or self.writer.learned_member
+
+    def ticket_url(self, ticket_id: str) -> str | None:
+        """The service ticket in the PSA's web UI (the UI host, not the api-* host)."""
+        if not ticket_id.isdigit():
+            return None
+        ui = {api: typed for typed, api in CLOUD_API_HOSTS.items()}
+        scheme, _, host = self.config.site.partition("://")
+        query = urlencode({"service_recid": ticket_id, "companyName": self.config.company_id})
+        return (f"{scheme}://{ui.get(host, host)}/{self.config.codebase}services/system_io/"
+                f"Service/fv_sr100_request.rsp?{query}")
 
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC).replace(microsecond=0)

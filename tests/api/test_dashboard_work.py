@@ -10,6 +10,9 @@ import re
 
 from markupsafe import escape
 
+from connectors.connectwise import ConnectWiseConnector
+from connectors.connectwise.config import ConnectWiseConfig
+from hub.services.sources import Source, SourceSpec
 from hub.services.tokens import Role
 from tests.api.conftest import Api
 
@@ -162,3 +165,29 @@ def test_skip_assign_and_comment(api: Api) -> None:
                          follow_redirects=False)
     assert said.status_code == 303 and said.headers["location"].endswith("#audit")
     assert "Rang HR" in api.http.get(f"/runs/{run_id}").text
+
+
+def test_ticket_is_a_deep_link_into_the_psa(api: Api) -> None:
+    """A run launched from a ConnectWise ticket links to that ticket in the PSA's web UI."""
+    # Given a ConnectWise source on the NA cloud (typed as its UI host) and a run for a ticket
+    config = ConnectWiseConfig.model_validate({
+        "site": "na.myconnectwise.net", "company_id": "example", "public_key": "pub",
+        "private_key": "priv", "client_id": "6f0f3c2e-0000-4000-8000-000000000000"})
+    connector = ConnectWiseConnector("cw-prod", config)
+    api.rt.sources.items["cw-prod"] = Source("cw-prod", SourceSpec(vendor="connectwise"),
+                                             connector)
+    try:
+        run_id = api.launch(client="ACME", ticket={"source": "cw-prod", "id": "4711"})["id"]
+        other = api.launch(client="BETA", ticket={"source": "halo", "id": "9"})["id"]
+        # When the run page is opened
+        html = api.get(f"/runs/{run_id}").text
+        # Then the ticket links to the UI host (not the api-* host) with the record id
+        expected = ("https://na.myconnectwise.net/v4_6_release/services/system_io/Service/"
+                    "fv_sr100_request.rsp?service_recid=4711&amp;companyName=example")
+        assert f'href="{expected}"' in html
+        assert 'rel="noopener noreferrer"' in html
+        # And a ticket of a source the hub does not know stays plain text
+        assert "halo #9" in api.get(f"/runs/{other}").text
+        assert connector.ticket_url("not-a-number") is None
+    finally:
+        connector.close()
