@@ -16,6 +16,7 @@ from hub.core.events import Event
 from hub.errors import MappingError
 from hub.runtime import periodic
 from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT, RUN_PERIODIC
+from hub.runtime.delivery import collecting, deliver_now
 from hub.runtime.process import Runtime
 from hub.services import writeback
 from hub.services.pipeline import process_batch, process_event
@@ -44,19 +45,25 @@ def declare_actors(broker: dramatiq.Broker,
 
     def process_inbox_item(event_id: int, alone: bool = False) -> None:
         """Process this inbox event in a batch with other pending ones (``alone``: only
-        this one, so a failure is its own: retried, then a dead letter)."""
+        this one, so a failure is its own: retried, then a dead letter); then post the
+        notes the batch wrote."""
         try:
-            if alone:
-                result = process_event(hub.ctx, hub.live_rules(), event_id, enrich=enrich)
-                hub.dispatch.events(result.extra_events)
-                return
-            batch = process_batch(hub.ctx, hub.live_rules(), [event_id], enrich=enrich)
+            with collecting() as notes:
+                if alone:
+                    result = process_event(hub.ctx, hub.live_rules(), event_id,
+                                           enrich=enrich)
+                    extra, broken, deferred = result.extra_events, [], []
+                else:
+                    batch = process_batch(hub.ctx, hub.live_rules(), [event_id],
+                                          enrich=enrich)
+                    extra, broken, deferred = batch.extra_events, batch.broken, batch.deferred
         except RateLimited as exc:
             raise _retry_later(exc) from exc
-        hub.dispatch.events(batch.extra_events)
-        for broken in batch.broken:
-            hub.dispatch.event_alone(broken)
-        hub.dispatch.events(batch.deferred, delay=DEFER_MS)
+        hub.dispatch.events(extra)
+        for one in broken:
+            hub.dispatch.event_alone(one)
+        hub.dispatch.events(deferred, delay=DEFER_MS)
+        deliver_now(hub, notes, fallback=hub.dispatch.notes)
 
     def deliver_outbox_item(note_id: int) -> None:
         """Post one pending note to its PSA ticket; safe to run twice."""

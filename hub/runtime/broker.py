@@ -148,10 +148,10 @@ class Dispatch:
         """Queue one event to be processed on its own (it broke inside a batch)."""
         self._send(PROCESS_EVENT, event_id, True)
 
-    def notes(self, note_ids: list[int]) -> None:
-        """Queue outbox notes for delivery."""
+    def notes(self, note_ids: list[int], *, delay: int | None = None) -> None:
+        """Queue outbox notes for delivery (``delay`` in ms)."""
         for note_id in note_ids:
-            self._send(DELIVER_NOTE, note_id)
+            self._send(DELIVER_NOTE, note_id, delay=delay)
 
     def poll(self, source: str, stream: str) -> None:
         """Queue one poll of one stream."""

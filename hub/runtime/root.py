@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.base import ConnectorError, PermanentError, load_registry
+from connectors.base import load_registry
 from hub.config.calendars import load_calendars
 from hub.config.clients import load_clients
 from hub.config.live_rules import RuleHolder
@@ -29,9 +29,9 @@ from hub.config.team import load_team
 from hub.config.yamlio import config_env
 from hub.core.events import KNOWN_VENDORS
 from hub.runtime.actors import declare_actors
-from hub.runtime.broker import DELIVER_NOTE, Dispatch, make_broker
+from hub.runtime.broker import Dispatch, make_broker
+from hub.runtime.delivery import deliver_now, handoff
 from hub.runtime.process import Runtime
-from hub.services import writeback
 from hub.services.context import HubContext, utcnow
 from hub.services.deadletters import mark_dead
 from hub.services.directory import ClientDirectory
@@ -140,21 +140,11 @@ def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine |
                  namespace=settings.redis_namespace, schedules=schedules)
     declare_actors(broker, rt)
     if notes == "inline" and not settings.redis_url:
-        dispatch_after_commit(ctx.sessions, lambda ids: deliver_inline(rt, ids))
+        dispatch_after_commit(ctx.sessions, lambda ids: deliver_now(rt, ids, fallback=None))
     else:
-        dispatch_after_commit(ctx.sessions, rt.dispatch.notes)
+        # an actor collects its own notes and posts them right away (runtime/delivery.py)
+        dispatch_after_commit(ctx.sessions, handoff(rt.dispatch.notes))
     return rt
-
-
-def deliver_inline(rt: Runtime, note_ids: list[int]) -> None:
-    """One delivery attempt per note now; what fails stays pending for the hub's retries."""
-    for note_id in note_ids:
-        try:
-            writeback.deliver(rt.ctx, rt.sources, note_id)
-        except PermanentError as exc:
-            mark_dead(rt.ctx, DELIVER_NOTE, note_id, f"{type(exc).__name__}: {exc}")
-        except ConnectorError as exc:
-            log.warning("note_delivery_deferred", note_id=note_id, reason=str(exc))
 
 
 def sync_clients(ctx: HubContext) -> int:

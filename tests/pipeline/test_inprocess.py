@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from connectors.base import TransientError
-from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT
+from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE
 from hub.runtime.process import Runtime
 from hub.services import writeback
 from hub.services.intake import WebhookError, receive
+from hub.services.pipeline import process_event
 from hub.store.db import transaction
 from hub.store.models import InboxEvent, OutboxNote, Run
 from tests.pipeline.conftest import Clock, drain
@@ -151,7 +152,7 @@ def test_psa_500_then_timeout_receives_exactly_one_copy(runtime: Runtime,
                                                         psa: FakePSA) -> None:
     """A note the PSA stored but answered 500 for, then timed out on, is not posted again."""
     post(runtime, leaver_event())  # queued, not processed: no worker in this test
-    runtime.broker.get_actor(PROCESS_EVENT).fn(1)  # process directly (no broker)
+    process_event(runtime.ctx, runtime.live_rules(), 1)  # processed, not delivered
     with runtime.ctx.sessions() as s:
         note_id = s.execute(select(OutboxNote.id)).scalar_one()
     # Given a PSA that stores the note but answers 500, and then times out
@@ -281,11 +282,13 @@ def test_dead_letter_after_last_attempt_and_retry(runtime: Runtime, worker: Work
     deliver_outbox_item = runtime.broker.get_actor(DELIVER_NOTE)
     deliver_outbox_item.options["max_retries"] = 2
     try:
-        psa.fail_next = ["down"] * 3
+        # the worker that processed the event tries the note at once, then hands it to
+        # the delivery queue: 1 + 3 attempts (max_retries=2)
+        psa.fail_next = ["down"] * 4
         post(runtime, leaver_event())
         drain(runtime, worker, fail_fast=False)
         dead = list_dead(runtime.ctx)
-        assert [(d.kind, d.attempts) for d in dead] == [("note", 3)]
+        assert [(d.kind, d.attempts) for d in dead] == [("note", 4)]
         assert "PSA unavailable" in (dead[0].error or "")
         assert revive(runtime.ctx, "note", dead[0].id)
         runtime.dispatch.notes([dead[0].id])
