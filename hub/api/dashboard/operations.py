@@ -1,0 +1,241 @@
+"""Operations pages (manager and admin): the event inbox with each event's trace and
+replay, dead letters with retry, and the client directory with unlinked vendor records.
+
+Reading needs a manager; replaying and retrying need an admin, as in the API and CLI;
+linking a vendor record needs a manager, as ``POST /api/clients/{key}/links``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from hub.api.auth import Hub, Principal, check_role
+from hub.api.clients import LinkIn
+from hub.api.dashboard.render import render
+from hub.api.dashboard.signin import FormTooLarge, csrf_ok, csrf_token, read_form, viewer
+from hub.api.errors import ApiError
+from hub.api.events import EventId, shown
+from hub.core.states import InboxStatus
+from hub.errors import NotAllowed, NotFound
+from hub.runtime.process import Runtime
+from hub.services.context import HubContext
+from hub.services.deadletters import list_dead, revive
+from hub.services.tokens import Role
+from hub.store.db import transaction
+from hub.store.models import InboxEvent
+
+router = APIRouter(include_in_schema=False)
+EVENTS_SHOWN = 200
+STALE_FORM = ("This form has expired or did not come from this dashboard. "
+              "Reload the page and try again.")
+
+StatusQuery = Annotated[str | None, Query(max_length=20)]
+
+
+def _manager(request: Request, ctx: HubContext) -> Principal | Response:
+    """The signed-in manager or admin, or the page to show instead."""
+    who = viewer(request, ctx)
+    if isinstance(who, Response):
+        return who
+    try:
+        check_role(who, Role.MANAGER, "the operations pages")
+    except ApiError as exc:
+        return render("refused.html", 403, who=who, message=exc.detail, csrf=csrf_token(request))
+    return who
+
+
+def _runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+@router.get("/ops/events", response_class=HTMLResponse)
+def events_page(request: Request, ctx: Hub, status: StatusQuery = None) -> Response:
+    """Recent inbox events, newest first, filtered by outcome."""
+    who = _manager(request, ctx)
+    if isinstance(who, Response):
+        return who
+    chosen = status if status in {s.value for s in InboxStatus} else None
+    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(EVENTS_SHOWN)
+    if chosen:
+        stmt = stmt.where(InboxEvent.status == chosen)
+    with ctx.sessions() as session:
+        rows = [{"id": r.id, "source": r.source, "kind": r.kind, "status": r.status,
+                 "received_at": r.received_at, "client": r.hub_client or r.client_name
+                 or r.client_key, "subject": f"{r.subject_type} {r.subject_id}"
+                 if r.subject_id else "", "matched": list((r.result or {}).get("matched", [])),
+                 "error": r.last_error} for r in session.execute(stmt).scalars()]
+    return render("ops_events.html", who=who, now=ctx.clock(), events=rows, chosen=chosen,
+                  statuses=[s.value for s in InboxStatus], csrf=csrf_token(request),
+                  limit=EVENTS_SHOWN)
+
+
+def _event_view(request: Request, ctx: HubContext, who: Principal, event_id: int, *,
+                error: str | None = None, status: int = 200) -> Response:
+    with ctx.sessions() as session:
+        row = session.get(InboxEvent, event_id)
+        if row is None:
+            return render("refused.html", 404, who=who, csrf=csrf_token(request),
+                          message=f"event {event_id} does not exist")
+        stored = shown(row.result or {})
+        result = {k: list(stored.get(k) or []) for k in ("matched", "actions", "errors",
+                                                          "near_misses")}
+        event = {"id": row.id, "source": row.source, "vendor": row.vendor, "kind": row.kind,
+                 "status": row.status, "dedupe_key": row.dedupe_key, "via": row.via,
+                 "occurred_at": row.occurred_at, "received_at": row.received_at,
+                 "processed_at": row.processed_at, "attempts": row.attempts,
+                 "client": row.client_key, "client_name": row.client_name,
+                 "hub_client": row.hub_client, "last_error": row.last_error,
+                 "subject": f"{row.subject_type} {row.subject_id}" if row.subject_id else "",
+                 "data": shown(row.data)}
+    return render("ops_event.html", status, who=who, event=event, result=result, error=error,
+                  csrf=csrf_token(request), may_replay=who.role is Role.ADMIN)
+
+
+@router.get("/ops/events/{event_id}", response_class=HTMLResponse)
+def event_page(event_id: EventId, request: Request, ctx: Hub) -> Response:
+    """One event: its data and trace (matched rules, near misses, actions, errors)."""
+    who = _manager(request, ctx)
+    if isinstance(who, Response):
+        return who
+    return _event_view(request, ctx, who, event_id)
+
+
+async def _post(request: Request, ctx: HubContext, needed: Role, what: str,
+                work: Callable[[dict[str, str], Principal], str],
+                refused: Callable[[Principal, str, int], Response]) -> Response:
+    """A form: CSRF, role, then ``work`` (returns where to go next) or the refusal page."""
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        form = {}
+    who = await run_in_threadpool(viewer, request, ctx)
+    if isinstance(who, Response):
+        return who
+
+    def run() -> Response:
+        try:
+            if not csrf_ok(request, form.get("csrf")):
+                return refused(who, STALE_FORM, 403)
+            check_role(who, needed, what)
+            return RedirectResponse(work(form, who), status_code=303)
+        except ApiError as exc:
+            return refused(who, exc.detail, exc.status)
+        except NotAllowed as exc:
+            return refused(who, exc.reason, 409)
+        except NotFound as exc:
+            return refused(who, str(exc), 404)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/ops/events/{event_id}/replay")
+async def replay(event_id: EventId, request: Request, ctx: Hub) -> Response:
+    """Run a stored event through the current rules again (admin), as the API's replay."""
+
+    def work(_form: dict[str, str], _who: Principal) -> str:
+        with transaction(ctx.sessions) as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None:
+                raise NotFound(f"event {event_id} does not exist")
+            row.status = InboxStatus.PENDING
+            row.last_error = None
+        _runtime(request).dispatch.event(event_id)
+        return f"/ops/events/{event_id}"
+
+    return await _post(request, ctx, Role.ADMIN, "replaying an event", work,
+                       lambda who, msg, code: _event_view(request, ctx, who, event_id,
+                                                          error=msg, status=code))
+
+
+# ---- dead letters ------------------------------------------------------------------------
+
+
+def _dead_view(request: Request, ctx: HubContext, who: Principal, *, error: str | None = None,
+               status: int = 200) -> Response:
+    return render("ops_dead.html", status, who=who, items=list_dead(ctx), error=error,
+                  csrf=csrf_token(request), may_retry=who.role is Role.ADMIN)
+
+
+@router.get("/ops/dead", response_class=HTMLResponse)
+def dead_page(request: Request, ctx: Hub) -> Response:
+    """Events and notes whose retries are exhausted."""
+    who = _manager(request, ctx)
+    if isinstance(who, Response):
+        return who
+    return _dead_view(request, ctx, who)
+
+
+@router.post("/ops/dead/{kind}/{item_id}/retry")
+async def retry_dead(kind: str, item_id: EventId, request: Request, ctx: Hub) -> Response:
+    """Put one parked event or note back in the queue (admin), as ``msphub deadletters retry``."""
+
+    def work(_form: dict[str, str], _who: Principal) -> str:
+        if kind not in ("event", "note"):
+            raise NotFound("kind must be 'event' or 'note'")
+        if not revive(ctx, kind, item_id):
+            raise NotAllowed(f"{kind} {item_id} is not a dead letter")
+        if kind == "event":
+            _runtime(request).dispatch.event(item_id)
+        else:
+            _runtime(request).dispatch.notes([item_id])
+        return "/ops/dead"
+
+    return await _post(request, ctx, Role.ADMIN, "retrying a dead letter", work,
+                       lambda who, msg, code: _dead_view(request, ctx, who, error=msg,
+                                                         status=code))
+
+
+# ---- clients -----------------------------------------------------------------------------
+
+
+def _clients_view(request: Request, ctx: HubContext, who: Principal, *,
+                  error: str | None = None, status: int = 200) -> Response:
+    with ctx.sessions() as session:
+        clients = [{"key": c.key, "name": c.name or c.key, "tags": list(c.tags or ()),
+                    "provisional": c.provisional,
+                    "links": [(x.source, x.object_type, x.vendor_id, x.vendor_name)
+                              for x in c.links]} for c in ctx.clients.all(session)]
+        unlinked = ctx.clients.unlinked(session)
+    return render("ops_clients.html", status, who=who, clients=clients, unlinked=unlinked,
+                  error=error, csrf=csrf_token(request))
+
+
+@router.get("/ops/clients", response_class=HTMLResponse)
+def clients_page(request: Request, ctx: Hub) -> Response:
+    """Hub clients with their links, and vendor records no client is linked to."""
+    who = _manager(request, ctx)
+    if isinstance(who, Response):
+        return who
+    return _clients_view(request, ctx, who)
+
+
+@router.post("/ops/clients/link")
+async def link_client(request: Request, ctx: Hub) -> Response:
+    """Link an unlinked vendor record to a hub client (manager), as the API's link."""
+
+    def work(form: dict[str, str], who: Principal) -> str:
+        try:
+            body = LinkIn.model_validate({
+                "source": form.get("source", ""), "type": form.get("type", "company"),
+                "vendor_id": form.get("vendor_id", ""),
+                "vendor_name": form.get("vendor_name") or None})
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                        for e in exc.errors()]
+            raise ApiError(422, "invalid_request", "; ".join(problems)) from exc
+        key = form.get("client", "").strip()
+        with transaction(ctx.sessions) as session:
+            ctx.clients.link(session, key, body.source, body.type, body.vendor_id,
+                             name=body.vendor_name, by=who.actor)
+        return "/ops/clients"
+
+    return await _post(request, ctx, Role.MANAGER, "linking a vendor record", work,
+                       lambda who, msg, code: _clients_view(request, ctx, who, error=msg,
+                                                            status=code))
