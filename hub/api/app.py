@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hub import __version__
 from hub.api import clients, dashboard, events, ops, playbooks, runs, webhooks
+from hub.api.dashboard import apidocs
 from hub.api.errors import install_error_handlers
 from hub.api.metrics import ApiMetrics, SourceGauges
 from hub.api.middleware import RequestContextMiddleware
@@ -48,7 +49,7 @@ def create_app(rt: Runtime) -> FastAPI:
     """
     ctx = rt.ctx
     app = FastAPI(title="msphub", version=__version__, description=DESCRIPTION,
-                  openapi_tags=TAGS, docs_url="/docs", redoc_url=None)
+                  openapi_tags=TAGS, docs_url=None, redoc_url=None)
     # what the route dependencies hand to each handler (hub.api.auth)
     app.state.ctx = ctx
     app.state.runtime = rt
@@ -67,5 +68,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(dashboard.router)
+    app.include_router(apidocs.router)  # /docs, from the packaged Swagger UI (offline)
+    app.mount(apidocs.SWAGGER_URL, StaticFiles(directory=apidocs.SWAGGER_DIR), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -151,3 +151,20 @@ def test_unlinked_vendor_record_is_linked_from_the_page(api: Api) -> None:
         "vendor_id": "777"}, follow_redirects=False)
     assert bad.status_code == 404
     assert str(escape("client 'nobody' is not in the directory")) in bad.text
+
+
+def test_api_docs_work_offline(api: Api) -> None:
+    """/docs references no other host, and every asset it names is served by the hub."""
+    page = api.http.get("/docs")
+    assert page.status_code == 200
+    html = page.text
+    # no absolute URL at all, so no CDN and no external favicon
+    assert re.search(r"(src|href)=\"(https?:)?//", html) is None
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert api.http.get(asset).status_code == 200, asset
+    init = api.http.get("/static/swagger-init.js").text
+    assert "/openapi.json" in html and "SwaggerUIBundle" in init
+    assert "validatorUrl: null" in init  # Swagger UI would otherwise call swagger.io
+    assert api.http.get("/openapi.json").status_code == 200
