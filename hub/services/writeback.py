@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import aliased
 
 from connectors.base import ConnectorError, PermanentError, TicketWriter, TransientError
 from hub.core.events import SubjectRef
@@ -63,18 +64,18 @@ def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
         TransientError: the PSA failed or timed out; retry later (marker check first).
         PermanentError: the note can never be delivered (unknown source, 4xx).
     """
+    this = aliased(OutboxNote)
     with ctx.sessions() as session:
-        note = session.get(OutboxNote, note_id)
-        if note is None or note.status not in (PENDING, SENDING):
-            return Delivery(note_id, "skipped")
-        earlier = list(session.execute(
-            select(OutboxNote.id).where(OutboxNote.source == note.source,
-                                        OutboxNote.ticket_id == note.ticket_id,
-                                        OutboxNote.id < note_id,
-                                        OutboxNote.status.in_((PENDING, SENDING)))
+        # this note and the earlier unsent notes of its ticket, in one read
+        todo = list(session.execute(
+            select(OutboxNote.id).join(this, this.id == note_id)
+            .where(OutboxNote.source == this.source, OutboxNote.ticket_id == this.ticket_id,
+                   OutboxNote.id <= note_id, OutboxNote.status.in_((PENDING, SENDING)))
             .order_by(OutboxNote.id)
         ).scalars())
-    for earlier_id in earlier:
+    if not todo or todo[-1] != note_id:
+        return Delivery(note_id, "skipped")
+    for earlier_id in todo[:-1]:
         _deliver_one(ctx, sources, earlier_id)
     return _deliver_one(ctx, sources, note_id)
 
@@ -82,20 +83,26 @@ def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
 def _claim(ctx: HubContext, note_id: int) -> OutboxNote | None:
     """Take the lease on a note; None when it needs nothing (sent, dead …)."""
     now = ctx.clock()
+    free = or_(OutboxNote.status == PENDING,
+               and_(OutboxNote.status == SENDING,
+                    or_(OutboxNote.next_attempt_at.is_(None), OutboxNote.next_attempt_at <= now)))
     with transaction(ctx.sessions) as session:
+        # one statement: take the lease if nobody holds it
         note = session.execute(
-            select(OutboxNote).where(OutboxNote.id == note_id).with_for_update()
+            update(OutboxNote).where(OutboxNote.id == note_id, free).values(
+                # a previous attempt that may have reached the PSA makes this one uncertain
+                uncertain=or_(OutboxNote.uncertain, OutboxNote.status == SENDING),
+                status=SENDING,
+                next_attempt_at=now + timedelta(seconds=ctx.settings.outbox_lease_seconds),
+                attempts=OutboxNote.attempts + 1,
+            ).returning(OutboxNote).execution_options(synchronize_session=False)
         ).scalar_one_or_none()
-        if note is None or note.status not in (PENDING, SENDING):
+        if note is None:
+            status = session.execute(select(OutboxNote.status)
+                                     .where(OutboxNote.id == note_id)).scalar_one_or_none()
+            if status == SENDING:
+                raise InFlight(f"note {note_id} is being sent by another worker")
             return None
-        if note.status == SENDING and note.next_attempt_at and note.next_attempt_at > now:
-            raise InFlight(f"note {note_id} is being sent by another worker")
-        # a previous attempt that may have reached the PSA makes this one uncertain
-        note.uncertain = note.uncertain or note.status == SENDING
-        note.status = SENDING
-        note.next_attempt_at = now + timedelta(seconds=ctx.settings.outbox_lease_seconds)
-        note.attempts += 1
-        session.flush()
         session.expunge(note)
         return note
 
@@ -146,14 +153,23 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
 def _record(ctx: HubContext, note_id: int, *, remote_id: str | None = None,
             sent: bool = False, error: str | None = None, dead: bool = False,
             uncertain: bool = True) -> None:
+    if error is None:  # the common case, one statement: the note was sent
+        values: dict[str, object] = {}
+        if remote_id is not None:
+            values["remote_id"] = remote_id
+        if sent:
+            values.update(status=SENT, sent_at=ctx.clock(), last_error=None)
+        if values:
+            with transaction(ctx.sessions) as session:
+                session.execute(update(OutboxNote).where(OutboxNote.id == note_id)
+                                .values(**values).execution_options(synchronize_session=False))
+        return
     with transaction(ctx.sessions) as session:
         note = session.get(OutboxNote, note_id)
         if note is None:
             return
         if remote_id is not None:
             note.remote_id = remote_id
-        if sent:
-            note.status, note.sent_at, note.last_error = SENT, ctx.clock(), None
         if error is not None:
             # release the lease: the actor's retry (or the requeue job) tries again
             note.status = DEAD if dead else PENDING
