@@ -10,6 +10,7 @@ from hub.cli import (  # noqa: F401  (registers commands)
     mappings,
     runs,
     schedules,
+    users,
     worker,
 )
 from hub.cli.app import app

@@ -1,6 +1,8 @@
 """Dashboard sign-in: who is looking (bearer header or cookie), CSRF tokens, form bodies.
 
-A browser signs in with an API token (kept in an HttpOnly cookie). Every form carries a
+A browser signs in with a user name and password (``msphub users add``), kept as a
+signed HttpOnly session cookie (itsdangerous) naming the user and when their password
+last changed, or with an API token (kept in an HttpOnly cookie). Every form carries a
 CSRF token bound to that credential: an HMAC under the hub's ``secret_key`` (or, when
 none is configured, a key made at start-up, so forms of an earlier process are refused).
 """
@@ -16,15 +18,18 @@ from urllib.parse import parse_qs
 import structlog
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Principal, principal_for
 from hub.api.dashboard.render import render
+from hub.services import users
 from hub.services.context import HubContext
 
 log = structlog.get_logger("hub.api")
 
 COOKIE = "msphub_token"
+SESSION_COOKIE = "msphub_session"
 COOKIE_MAX_AGE = 12 * 3600
 MAX_FORM = 65_536
 CSRF_FIELD = "csrf"
@@ -51,12 +56,44 @@ def secret(request: Request) -> bytes:
 
 
 def credential(request: Request) -> str | None:
-    """What signs this request in: the bearer token, else the dashboard cookie."""
+    """What signs this request in: the bearer token, else a session or token cookie."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return request.cookies.get(SESSION_COOKIE) or request.cookies.get(COOKIE) or None
+
+
+def _sessions(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret(request), salt="msphub-session")
+
+
+def start_session(request: Request, target: str, name: str, changed_at: str) -> Response:
+    """Redirect to ``target`` with a signed session cookie for this user."""
+    value = _sessions(request).dumps({"u": name, "c": changed_at})
+    response = RedirectResponse(safe_next(target), status_code=303)
+    response.set_cookie(SESSION_COOKIE, value, max_age=COOKIE_MAX_AGE, path="/",
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def session_principal(request: Request, ctx: HubContext, value: str) -> Principal | None:
+    """The user a session cookie names, while it is unexpired, unaltered and current."""
+    try:
+        data = _sessions(request).loads(value, max_age=COOKIE_MAX_AGE)
+    except BadSignature:  # also SignatureExpired
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("u"), str):
+        return None
+    with ctx.sessions() as session:
+        user = users.find(session, data["u"])
+        if user is None or user.disabled_at is not None:
+            return None
+        if user.password_changed_at.isoformat() != data.get("c"):
+            return None  # the password changed since: every older session ends
+        role = users.role_of(user)
+        return Principal(user.name, role) if role else None
 
 
 def csrf_token(request: Request) -> str:
@@ -120,6 +157,15 @@ def viewer(request: Request, ctx: HubContext) -> Principal | Response:
         # Drop the token from the address bar (and from history and shared links).
         rest = request.url.remove_query_params("token")
         return signed_in(request, rest.path + (f"?{rest.query}" if rest.query else ""), given)
+    header = request.headers.get("authorization", "")
+    session_value = request.cookies.get(SESSION_COOKIE)
+    if session_value and not header:
+        from_session = session_principal(request, ctx, session_value)
+        if from_session is not None:
+            return from_session
+        response = login_page(request, "Your session has ended. Sign in again.")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
     token = credential(request)
     if not token:
         return login_page(request, None)
