@@ -55,8 +55,9 @@ def test_metrics_count_requests_runs_and_overdue_steps(api: Api) -> None:
     api.get(f"/api/runs/{run_id}")
     api.get("/api/runs/424242")
     api.http.get("/no/such/page")
-    # When the clock passes the 4-hour deadlines and metrics are scraped (no token)
-    api.clock.advance(hours=5)
+    # When the clock passes the deadlines (offboarding v2: revocation is due 4 hours after
+    # the last day's 17:00, 2025-03-07) and metrics are scraped (no token)
+    api.clock.advance(days=5)
     text = api.http.get("/metrics")
     assert text.status_code == 200
     assert text.headers["content-type"].startswith("text/plain")
@@ -164,7 +165,7 @@ def test_playbooks_list_and_detail(api: Api) -> None:
     assert {"client-onboarding", "user-offboarding", "user-onboarding"} <= set(by_id)
     leaver = by_id["user-offboarding"]
     assert (leaver["title"], leaver["version"], leaver["category"]) == (
-        "Leaver (user offboarding)", 1, "offboarding")
+        "Leaver (user offboarding)", 2, "offboarding")
     assert leaver["strict_order"] is True
     assert leaver["description"]
     assert [i["id"] for i in leaver["inputs"]][:2] == ["leaver_name", "last_day"]
@@ -172,7 +173,8 @@ def test_playbooks_list_and_detail(api: Api) -> None:
     assert first == {"id": "confirm-leaver",
                      "title": "Confirm the leaver request is genuine and identify the account",
                      "section": "Verify", "role": "service-desk", "assignee": None,
-                     "after": [], "due": "4h", "conditional": False, "skippable": False}
+                     "after": [], "due": "4h after event", "conditional": False,
+                     "skippable": False}
     full = api.get("/api/playbooks/user-offboarding").json()
     assert full["id"] == "user-offboarding"
     assert full["steps"][7]["when"] == {"has_company_device": True}
