@@ -55,6 +55,12 @@ def relative(value: datetime | None, now: datetime) -> str:
     return f"in {span(seconds)}" if seconds >= 0 else f"{span(-seconds)} ago"
 
 
+def age(value: datetime, now: datetime) -> str:
+    """How long ago something started: ``just now``, ``5 h ago``."""
+    seconds = int((now - value).total_seconds())
+    return "just now" if seconds < 60 else f"{span(seconds)} ago"
+
+
 def due(value: datetime | None, now: datetime) -> str:
     """``due in 3 h`` / ``overdue by 20 min``, for unfinished steps."""
     if value is None:
@@ -77,6 +83,7 @@ _env.filters["short"] = fmt_short
 _env.filters["show"] = show
 _env.globals["relative"] = relative
 _env.globals["due"] = due
+_env.globals["age"] = age
 
 
 def render_text(name: str, **context: Any) -> str:
