@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hub.services.tokens import Role
 from tests.api.conftest import Api
 
@@ -69,8 +71,16 @@ def test_sign_in_form_and_sign_out(api: Api) -> None:
     # And a wrong token is refused
     wrong = api.http.post("/login", data={"token": "nope"}, follow_redirects=False)
     assert wrong.status_code == 401
-    # When signing out, then the dashboard asks for a token again
-    api.http.post("/logout", follow_redirects=False)
+    # When signing out without the page's CSRF token, then nothing happens
+    assert api.http.post("/logout", follow_redirects=False).status_code == 403
+    # When signing out from the page's form, then the cookie is cleared
+    page = api.http.get("/").text
+    csrf = re.search(r'action="/logout">\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"',
+                     page)
+    assert csrf is not None
+    out = api.http.post("/logout", data={"csrf": csrf.group(1)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert 'msphub_token=""' in out.headers["set-cookie"]
     api.http.cookies.clear()
     assert api.http.get("/").status_code == 401
 

@@ -110,7 +110,9 @@ def test_altered_or_outdated_sessions_are_refused(api: Api) -> None:
     api.http.cookies.clear()
     _login(api, "mia", "another long password")
     assert api.http.get("/").status_code == 200
-    out = api.http.post("/logout", follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', api.http.get("/").text)
+    assert csrf is not None
+    out = api.http.post("/logout", data={"csrf": csrf.group(1)}, follow_redirects=False)
     assert 'msphub_session=""' in out.headers["set-cookie"]
 
 

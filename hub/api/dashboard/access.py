@@ -11,7 +11,10 @@ from hub.api.dashboard.render import render
 from hub.api.dashboard.signin import (
     COOKIE,
     SESSION_COOKIE,
+    STALE_FORM,
     FormTooLarge,
+    credential,
+    csrf_ok,
     read_form,
     safe_next,
     signed_in,
@@ -56,8 +59,14 @@ def _password_sign_in(ctx: HubContext, name: str, password: str) -> str | None:
 
 
 @router.post("/logout")
-def logout() -> Response:
-    """Forget the dashboard cookies (session and token)."""
+async def logout(request: Request) -> Response:
+    """Forget the dashboard cookies (session and token); the form carries the CSRF token."""
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        form = {}
+    if credential(request) and not csrf_ok(request, form.get("csrf")):
+        return render("refused.html", 403, message=STALE_FORM)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     response.delete_cookie(SESSION_COOKIE, path="/")

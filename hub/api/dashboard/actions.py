@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Hub, Principal, check_role
 from hub.api.dashboard.runpage import run_view
-from hub.api.dashboard.signin import FormTooLarge, csrf_ok, read_form, safe_next, viewer
+from hub.api.dashboard.signin import STALE_FORM, FormTooLarge, csrf_ok, read_form, safe_next, viewer
 from hub.api.dashboard.work import work_view
 from hub.api.errors import ApiError
 from hub.api.metrics import ApiMetrics
@@ -39,8 +39,6 @@ from hub.store.db import transaction
 from hub.store.models import Run
 
 router = APIRouter(include_in_schema=False)
-STALE_FORM = ("This form has expired or did not come from this dashboard. "
-              "Reload the page and try again.")
 
 Change = Callable[[Session, Principal], Run]
 M = TypeVar("M", bound=BaseModel)

@@ -19,7 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from hub.api.auth import Hub, Principal, check_role
 from hub.api.clients import LinkIn
 from hub.api.dashboard.render import render
-from hub.api.dashboard.signin import FormTooLarge, csrf_ok, csrf_token, read_form, viewer
+from hub.api.dashboard.signin import (
+    STALE_FORM,
+    FormTooLarge,
+    csrf_ok,
+    csrf_token,
+    read_form,
+    viewer,
+)
 from hub.api.errors import ApiError
 from hub.api.events import EventId, shown
 from hub.core.states import InboxStatus
@@ -33,8 +40,6 @@ from hub.store.models import InboxEvent
 
 router = APIRouter(include_in_schema=False)
 EVENTS_SHOWN = 200
-STALE_FORM = ("This form has expired or did not come from this dashboard. "
-              "Reload the page and try again.")
 
 StatusQuery = Annotated[str | None, Query(max_length=20)]
 

@@ -17,7 +17,7 @@ from hub.api.dashboard.portfolio_query import (
     load,
 )
 from hub.api.dashboard.render import render
-from hub.api.dashboard.signin import viewer
+from hub.api.dashboard.signin import csrf_token, viewer
 from hub.api.params import AssigneeFilter, ClientFilter, PlaybookFilter
 
 router = APIRouter(include_in_schema=False)
@@ -74,6 +74,7 @@ def portfolio(
         "query": urlencode(query),
         "page_link": lambda n: "/?" + urlencode({**query, "page": n}),
         "filtered": any((flt.client, flt.tag, flt.playbook, flt.technician, flt.overdue)),
+        "csrf": csrf_token(request),
     }
     if fragment:
         return render("_portfolio_body.html", **context)

@@ -45,7 +45,8 @@ def run_view(request: Request, ctx: HubContext, who: Principal, run_id: int, *,
         try:
             row = ctx.runs.load(session, run_id)
         except NotFound:
-            return render("missing.html", 404, who=who, run_id=run_id)
+            return render("missing.html", 404, who=who, run_id=run_id,
+                          csrf=csrf_token(request))
         detail = run_detail(ctx.runs, row, now)
         inputs = {i.id: i.title for i in ctx.runs.playbook_for(row).inputs}
         entries = [audit_entry(e) for e in session.execute(

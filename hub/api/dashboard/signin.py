@@ -33,6 +33,8 @@ SESSION_COOKIE = "msphub_session"
 COOKIE_MAX_AGE = 12 * 3600
 MAX_FORM = 65_536
 CSRF_FIELD = "csrf"
+STALE_FORM = ("This form has expired or did not come from this dashboard. "
+              "Reload the page and try again.")
 
 
 class FormTooLarge(Exception):
