@@ -31,10 +31,11 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `msphub tokens
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name and role."""
+    """Who is calling: the token's (or dashboard user's) name and role."""
 
     name: str
     role: Role
+    kind: str = "token"  # or "user": a dashboard user signed in with a password
 
     @property
     def actor(self) -> str:
@@ -118,7 +119,7 @@ def check_role(principal: Principal, needed: Role, action: str) -> None:
     if not at_least(principal.role, needed):
         raise ApiError(403, "forbidden",
                        f"{action} needs the '{needed.value}' role or higher; "
-                       f"token '{principal.name}' has '{principal.role.value}'",
+                       f"{principal.kind} '{principal.name}' has '{principal.role.value}'",
                        needed_role=needed.value)
 
 

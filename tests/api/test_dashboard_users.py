@@ -136,3 +136,16 @@ def test_users_cli_add_passwd_list(cli: Cli) -> None:  # noqa: F811
     assert listed.exit_code == 0
     assert "sam" in listed.output and "technician" in listed.output
     assert "tim" not in listed.output
+
+
+def test_a_refused_user_is_named_as_a_user(api: Api) -> None:
+    """The API's role message, naming the signed-in user rather than a token."""
+    _add(api, "vic", Role.VIEWER)
+    run_id = api.launch(client="ACME")["id"]
+    _login(api, "vic")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', api.http.get(f"/runs/{run_id}").text)
+    assert csrf is not None
+    refused = api.http.post(f"/runs/{run_id}/steps/confirm-leaver/complete",
+                            data={"csrf": csrf.group(1)}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert "user &#39;vic&#39; has &#39;viewer&#39;" in refused.text

@@ -143,7 +143,7 @@ async def skip(run_id: RunId, step_id: StepId, request: Request, ctx: Hub) -> Re
                 if any(s.id == step_id and s.skippable == "manager" for s in playbook.steps):
                     raise ApiError(403, "forbidden",
                                    f"step '{step_id}' is protected: skipping it needs the "
-                                   f"'manager' role or higher; token '{who.name}' has "
+                                   f"'manager' role or higher; {who.kind} '{who.name}' has "
                                    f"'{who.role.value}'", needed_role=Role.MANAGER.value)
             return ctx.runs.skip(session, run_id, step_id, by=who.actor, reason=body.reason,
                                  may_skip_protected=manager)

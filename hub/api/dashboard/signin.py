@@ -95,7 +95,7 @@ def session_principal(request: Request, ctx: HubContext, value: str) -> Principa
         if user.password_changed_at.isoformat() != data.get("c"):
             return None  # the password changed since: every older session ends
         role = users.role_of(user)
-        return Principal(user.name, role) if role else None
+        return Principal(user.name, role, kind="user") if role else None
 
 
 def csrf_token(request: Request) -> str:
