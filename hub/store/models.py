@@ -296,3 +296,17 @@ class User(Base):
 # The portfolio's unfinished-step aggregate (overdue count, next due date per run) reads
 # only this index: status first for the IN (open, locked) range, then run and due date.
 Index("ix_run_steps_open", RunStep.status, RunStep.run_id, RunStep.due_at)
+
+
+class ShareLink(Base):
+    """A client's read-only link to one run's completion record: expiring, revocable."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(200))

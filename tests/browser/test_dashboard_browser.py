@@ -125,3 +125,38 @@ def test_admin_replays_a_failed_event_and_links_a_client(
     # Then the link shows on the client and the record is no longer unlinked
     assert "Every vendor record events named is linked" in page.inner_text("main")
     assert "19300" in page.locator("table").last.inner_text()
+
+
+def test_manager_shares_a_record_the_client_opens(
+        served: tuple[Api, str], browser_page: Any, shots: Path) -> None:
+    """A share link opens that run's record without sign-in; an altered or revoked one not."""
+    api, base = served
+    page = browser_page
+    # Given a run with a finished step and a manager user
+    run_id = api.launch(client="ACME", client_name="Acme Ltd")["id"]
+    api.launch(client="BETA", client_name="Beta Builders")
+    api.post(f"/api/runs/{run_id}/steps/confirm-leaver/complete", Role.TECHNICIAN,
+             {"evidence": "Called HR back"})
+    _user(api, "max2", Role.MANAGER)
+    _sign_in(page, base, "max2")
+    # When the manager creates a link from the run's record
+    page.goto(f"{base}/runs/{run_id}")
+    page.get_by_role("link", name="Completion record").click()
+    page.get_by_role("button", name="Create link").click()
+    url = page.locator("code.share-url").inner_text()
+    # Then a browser without the manager's cookies sees that run's record only
+    page.context.clear_cookies()
+    page.goto(url)
+    text = page.inner_text("body")
+    assert "Acme Ltd" in text and "Called HR back" in text and "Beta Builders" not in text
+    page.screenshot(path=str(shots / "shared-record.png"), full_page=True)
+    # And an altered link is refused
+    page.goto(url[:-1] + ("A" if url[-1] != "A" else "B"))
+    assert "not valid" in page.inner_text("body")
+    # When the manager revokes it, then the link is refused
+    _sign_in(page, base, "max2")
+    page.goto(f"{base}/runs/{run_id}/record")
+    page.get_by_role("button", name="Revoke").click()
+    page.context.clear_cookies()
+    page.goto(url)
+    assert "revoked" in page.inner_text("body")

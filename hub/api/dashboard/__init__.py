@@ -1,14 +1,22 @@
 """The web dashboard: server-rendered pages (Jinja2 and a little plain JavaScript).
 
 ``router`` gathers the pages: sign-in, the portfolio, the run page (and its forms), my
-work, and the operations pages.
+work, the operations pages, and the completion record with its share links.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hub.api.dashboard import access, actions, operations, portfolio, runpage, work
+from hub.api.dashboard import (
+    access,
+    actions,
+    evidence,
+    operations,
+    portfolio,
+    runpage,
+    work,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(access.router)
@@ -17,5 +25,6 @@ router.include_router(runpage.router)
 router.include_router(work.router)
 router.include_router(actions.router)
 router.include_router(operations.router)
+router.include_router(evidence.router)
 
 __all__ = ["router"]

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from hub.store.types import UTCDateTime
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -27,10 +26,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False, unique=True),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("password_changed_at", UTCDateTime(), nullable=False),
-        sa.Column("last_login_at", UTCDateTime(), nullable=True),
-        sa.Column("disabled_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_run_steps_open", "run_steps", ["status", "run_id", "due_at"])
 

@@ -1,0 +1,133 @@
+"""The completion record of a run: a printable page for signed-in people, and share links
+that show a client that record and nothing else (expiring, revocable, every view audited).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.api.auth import Hub, Principal, check_role
+from hub.api.dashboard.render import render
+from hub.api.dashboard.signin import (
+    STALE_FORM,
+    FormTooLarge,
+    csrf_ok,
+    csrf_token,
+    read_form,
+    secret,
+    viewer,
+)
+from hub.api.errors import ApiError
+from hub.api.params import RunId
+from hub.api.schemas import RunDetail, run_detail
+from hub.errors import NotAllowed, NotFound
+from hub.services import sharing
+from hub.services.context import HubContext
+from hub.services.tokens import Role, at_least
+from hub.store.db import transaction
+
+router = APIRouter(include_in_schema=False)
+LinkId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+ShareToken = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def _record(ctx: HubContext, run_id: int) -> tuple[RunDetail, dict[str, str]]:
+    with ctx.sessions() as session:
+        row = ctx.runs.load(session, run_id)
+        inputs = {i.id: i.title for i in ctx.runs.playbook_for(row).inputs}
+        return run_detail(ctx.runs, row, ctx.clock()), inputs
+
+
+def _record_view(request: Request, ctx: HubContext, who: Principal, run_id: int, *,
+                 error: str | None = None, new_link: str | None = None,
+                 status: int = 200) -> Response:
+    try:
+        detail, inputs = _record(ctx, run_id)
+    except NotFound:
+        return render("missing.html", 404, who=who, run_id=run_id, csrf=csrf_token(request))
+    manager = at_least(who.role, Role.MANAGER)
+    with ctx.sessions() as session:
+        links = sharing.links_of(session, run_id) if manager else []
+    return render("record.html", status, who=who, run=detail, input_titles=inputs,
+                  now=ctx.clock(), csrf=csrf_token(request), may_share=manager, links=links,
+                  new_link=new_link, error=error, shared=False)
+
+
+@router.get("/runs/{run_id}/record", response_class=HTMLResponse)
+def record_page(run_id: RunId, request: Request, ctx: Hub) -> Response:
+    """The run's completion record, ready to print; managers also manage share links."""
+    who = viewer(request, ctx)
+    if isinstance(who, Response):
+        return who
+    return _record_view(request, ctx, who, run_id)
+
+
+async def _manage(request: Request, ctx: HubContext, run_id: int, link_id: int | None) -> Response:
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        form = {}
+    who = await run_in_threadpool(viewer, request, ctx)
+    if isinstance(who, Response):
+        return who
+
+    def work() -> Response:
+        if not csrf_ok(request, form.get("csrf")):
+            return _record_view(request, ctx, who, run_id, error=STALE_FORM, status=403)
+        try:
+            check_role(who, Role.MANAGER, "sharing a run's record")
+            with transaction(ctx.sessions) as session:
+                if link_id is not None:
+                    sharing.revoke_link(session, run_id, link_id, by=who.actor,
+                                        now=ctx.clock())
+                    return _record_view(request, ctx, who, run_id)
+                days = form.get("days", "30").strip()
+                if not days.isdigit():
+                    raise NotAllowed("the lifetime is a whole number of days")
+                _link, token = sharing.create_link(
+                    session, secret(request), run_id, by=who.actor, now=ctx.clock(),
+                    ttl=timedelta(days=int(days)))
+        except ApiError as exc:
+            return _record_view(request, ctx, who, run_id, error=exc.detail, status=exc.status)
+        except NotAllowed as exc:
+            return _record_view(request, ctx, who, run_id, error=exc.reason, status=409)
+        except NotFound as exc:
+            return _record_view(request, ctx, who, run_id, error=str(exc), status=404)
+        url = str(request.base_url).rstrip("/") + f"/shared/{token}"
+        return _record_view(request, ctx, who, run_id, new_link=url, status=201)
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/runs/{run_id}/share")
+async def share(run_id: RunId, request: Request, ctx: Hub) -> Response:
+    """Create a share link to the record (manager); the link is shown once."""
+    return await _manage(request, ctx, run_id, None)
+
+
+@router.post("/runs/{run_id}/share/{link_id}/revoke")
+async def revoke(run_id: RunId, link_id: LinkId, request: Request, ctx: Hub) -> Response:
+    """End a share link now (manager)."""
+    return await _manage(request, ctx, run_id, link_id)
+
+
+@router.get("/shared/{token}", response_class=HTMLResponse)
+def shared_record(token: ShareToken, request: Request, ctx: Hub) -> Response:
+    """What a client sees: that run's record, nothing else; altered/expired/revoked: 403."""
+    viewer_ip = request.client.host if request.client else "unknown"
+    try:
+        with transaction(ctx.sessions) as session:
+            link = sharing.open_link(session, secret(request), token, now=ctx.clock(),
+                                     viewer=viewer_ip)
+            run_id, expires_at = link.run_id, link.expires_at
+    except sharing.LinkRefused as exc:
+        return render("shared_refused.html", 403, message=exc.reason)
+    detail, inputs = _record(ctx, run_id)
+    return render("record.html", run=detail, input_titles=inputs, now=ctx.clock(),
+                  shared=True, expires_at=expires_at, may_share=False, links=[],
+                  new_link=None, error=None, csrf="")
