@@ -8,10 +8,13 @@ from typing import Any
 
 from markupsafe import escape
 
+from connectors.connectwise import ConnectWiseConnector
+from connectors.connectwise.config import ConnectWiseConfig
 from hub.core.states import InboxStatus
+from hub.services.sources import Source, SourceSpec
 from hub.services.tokens import Role
 from hub.store.db import transaction
-from hub.store.models import InboxEvent
+from hub.store.models import InboxEvent, SourceCursor
 from tests.api.conftest import START, Api
 
 
@@ -168,3 +171,37 @@ def test_api_docs_work_offline(api: Api) -> None:
     assert "/openapi.json" in html and "SwaggerUIBundle" in init
     assert "validatorUrl: null" in init  # Swagger UI would otherwise call swagger.io
     assert api.http.get("/openapi.json").status_code == 200
+
+
+def test_sources_page_shows_budget_pause_cursors_and_outcomes(api: Api) -> None:
+    """Each source with its request budget, Retry-After pause, cursors and event counts."""
+    # Given a ConnectWise source that polled tickets, was paused by the vendor, and delivered
+    config = ConnectWiseConfig.model_validate({
+        "site": "na.myconnectwise.net", "company_id": "example", "public_key": "pub",
+        "private_key": "priv", "client_id": "6f0f3c2e-0000-4000-8000-000000000000"})
+    connector = ConnectWiseConnector("cw-prod", config)
+    api.rt.sources.items["cw-prod"] = Source("cw-prod", SourceSpec(vendor="connectwise"),
+                                             connector)
+    try:
+        connector.budget.pause(120)
+        with transaction(api.ctx.sessions) as session:
+            session.add(SourceCursor(source="cw-prod", stream="tickets",
+                                     value={"v": 1, "position": "2025-03-03T09:55:00Z"},
+                                     updated_at=START))
+        _event(api, "s1", InboxStatus.FAILED)
+        _event(api, "s2", InboxStatus.DONE)
+        _sign_in(api, Role.MANAGER)
+        # When the sources page is opened
+        page = api.http.get("/ops/sources")
+        # Then it shows them
+        assert page.status_code == 200
+        html = page.text
+        for text in ("cw-prod", "ConnectWise PSA", "tickets @", "2025-03-03T09:55:00Z",
+                     'href="/ops/events?status=failed">failed</a>: 1', "done</a>: 1",
+                     "s-overdue"):
+            assert text in html, text
+        # And it is a manager's page
+        _sign_in(api, Role.TECHNICIAN)
+        assert api.http.get("/ops/sources").status_code == 403
+    finally:
+        connector.close()

@@ -15,6 +15,7 @@ from hub.api.dashboard import (
     operations,
     portfolio,
     runpage,
+    sources,
     work,
 )
 
@@ -26,5 +27,6 @@ router.include_router(work.router)
 router.include_router(actions.router)
 router.include_router(operations.router)
 router.include_router(evidence.router)
+router.include_router(sources.router)
 
 __all__ = ["router"]

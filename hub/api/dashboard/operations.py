@@ -44,7 +44,7 @@ EVENTS_SHOWN = 200
 StatusQuery = Annotated[str | None, Query(max_length=20)]
 
 
-def _manager(request: Request, ctx: HubContext) -> Principal | Response:
+def manager_only(request: Request, ctx: HubContext) -> Principal | Response:
     """The signed-in manager or admin, or the page to show instead."""
     who = viewer(request, ctx)
     if isinstance(who, Response):
@@ -63,7 +63,7 @@ def _runtime(request: Request) -> Runtime:
 @router.get("/ops/events", response_class=HTMLResponse)
 def events_page(request: Request, ctx: Hub, status: StatusQuery = None) -> Response:
     """Recent inbox events, newest first, filtered by outcome."""
-    who = _manager(request, ctx)
+    who = manager_only(request, ctx)
     if isinstance(who, Response):
         return who
     chosen = status if status in {s.value for s in InboxStatus} else None
@@ -106,7 +106,7 @@ def _event_view(request: Request, ctx: HubContext, who: Principal, event_id: int
 @router.get("/ops/events/{event_id}", response_class=HTMLResponse)
 def event_page(event_id: EventId, request: Request, ctx: Hub) -> Response:
     """One event: its data and trace (matched rules, near misses, actions, errors)."""
-    who = _manager(request, ctx)
+    who = manager_only(request, ctx)
     if isinstance(who, Response):
         return who
     return _event_view(request, ctx, who, event_id)
@@ -171,7 +171,7 @@ def _dead_view(request: Request, ctx: HubContext, who: Principal, *, error: str 
 @router.get("/ops/dead", response_class=HTMLResponse)
 def dead_page(request: Request, ctx: Hub) -> Response:
     """Events and notes whose retries are exhausted."""
-    who = _manager(request, ctx)
+    who = manager_only(request, ctx)
     if isinstance(who, Response):
         return who
     return _dead_view(request, ctx, who)
@@ -215,7 +215,7 @@ def _clients_view(request: Request, ctx: HubContext, who: Principal, *,
 @router.get("/ops/clients", response_class=HTMLResponse)
 def clients_page(request: Request, ctx: Hub) -> Response:
     """Hub clients with their links, and vendor records no client is linked to."""
-    who = _manager(request, ctx)
+    who = manager_only(request, ctx)
     if isinstance(who, Response):
         return who
     return _clients_view(request, ctx, who)
