@@ -14,6 +14,7 @@ from hub.api.dashboard import (
     evidence,
     operations,
     portfolio,
+    rules,
     runpage,
     sources,
     work,
@@ -28,5 +29,6 @@ router.include_router(actions.router)
 router.include_router(operations.router)
 router.include_router(evidence.router)
 router.include_router(sources.router)
+router.include_router(rules.router)
 
 __all__ = ["router"]
