@@ -85,26 +85,6 @@ def _subject(row: InboxEvent) -> Subject:
     return (row.source, row.subject_type, row.subject_id)
 
 
-def _with_predecessors(session: Session, ids: Iterable[int]) -> list[int]:
-    """These pending events and the earlier pending events of their subjects, by id."""
-    rows = session.execute(
-        select(InboxEvent.id, InboxEvent.source, InboxEvent.subject_type,
-               InboxEvent.subject_id)
-        .where(InboxEvent.id.in_(list(ids)), InboxEvent.status == InboxStatus.PENDING)
-    ).all()
-    wanted = {r.id for r in rows}
-    subjects = {(r.source, r.subject_type, r.subject_id) for r in rows if r.subject_id}
-    if subjects:
-        newest = max(wanted)
-        wanted.update(session.execute(
-            select(InboxEvent.id).where(
-                tuple_(InboxEvent.source, InboxEvent.subject_type,
-                       InboxEvent.subject_id).in_(list(subjects)),
-                InboxEvent.status == InboxStatus.PENDING, InboxEvent.id < newest)
-        ).scalars())
-    return sorted(wanted)
-
-
 def _enrich(ctx: HubContext, row: InboxEvent, enrich: Enrich, batch: Batch) -> bool:
     """Fetch the full record of a thin event (vendor I/O, outside the main transaction).
 
@@ -185,21 +165,19 @@ def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
             broker retries it).
     """
     batch = Batch()
+    own = list(event_ids)
     with ctx.sessions() as session:
-        own = _with_predecessors(session, event_ids)
-        rows = list(session.execute(select(InboxEvent).where(InboxEvent.id.in_(own))
-                                    .order_by(InboxEvent.id)).scalars())
-        pending_anywhere = claim and session.execute(
-            select(InboxEvent.id).where(InboxEvent.status == InboxStatus.PENDING,
-                                        InboxEvent.id.not_in(own)).limit(1)
-        ).first() is not None
-    if not rows and not pending_anywhere:
-        return batch
-    gone = set()
-    for row in rows:
-        if enrich is not None and is_thin(to_event(row)) and not _enrich(ctx, row, enrich,
-                                                                         batch):
-            gone.add(row.id)
+        rows = list(session.execute(
+            select(InboxEvent).where(InboxEvent.id.in_(own),
+                                     InboxEvent.status == InboxStatus.PENDING)).scalars())
+        # nothing of ours left (another batch took it): is there other work to take?
+        if not rows and not (claim and session.execute(
+                select(InboxEvent.id).where(InboxEvent.status == InboxStatus.PENDING)
+                .limit(1)).first()):
+            return batch
+    gone = {row.id for row in rows
+            if enrich is not None and is_thin(to_event(row))
+            and not _enrich(ctx, row, enrich, batch)}
     own = [i for i in own if i not in gone]
     with transaction(ctx.sessions) as session:
         ctx.runs.hold(session)  # the audit head is locked once, at the end
@@ -243,13 +221,22 @@ def _lock(session: Session, own: list[int], *, claim: bool) -> list[InboxEvent]:
     rows (an event another worker holds is being processed there). SQLite: the write
     transaction (``BEGIN IMMEDIATE``) already excludes every other writer.
     """
-    stmt = (select(InboxEvent).where(InboxEvent.id.in_(own),
-                                     InboxEvent.status == InboxStatus.PENDING)
+    mine = select(InboxEvent.source, InboxEvent.subject_type, InboxEvent.subject_id) \
+        .where(InboxEvent.id.in_(own), InboxEvent.subject_id.is_not(None))
+    stmt = (select(InboxEvent).where(
+                InboxEvent.status == InboxStatus.PENDING,
+                # ours, and the earlier events of our subjects (they apply first)
+                InboxEvent.id.in_(own) | (
+                    tuple_(InboxEvent.source, InboxEvent.subject_type,
+                           InboxEvent.subject_id).in_(mine)
+                    & (InboxEvent.id < max(own, default=0))))
             .order_by(InboxEvent.id).with_for_update(skip_locked=True))
     rows = list(session.execute(stmt).scalars())
     if claim and len(rows) < BATCH:
+        # (rows this transaction already locked are not skipped: leave them out)
+        taken = [r.id for r in rows] or own
         more = (select(InboxEvent).where(InboxEvent.status == InboxStatus.PENDING,
-                                         InboxEvent.id.not_in(own))
+                                         InboxEvent.id.not_in(taken))
                 .order_by(InboxEvent.id).limit(BATCH - len(rows))
                 .with_for_update(skip_locked=True))
         rows += session.execute(more).scalars()
