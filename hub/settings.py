@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Seconds a webhook body may take to arrive (else 408)."
     )
     worker_threads: int = Field(default=8, ge=1, description="Threads per worker process.")
+    batch_size: int = Field(
+        default=0, ge=0, le=500,
+        description="Inbox events processed per transaction (0: 50 on PostgreSQL, 10 on "
+        "SQLite, whose single write lock makes webhook receipts wait for a batch).",
+    )
     outbox_lease_seconds: float = Field(
         default=60.0, gt=0,
         description="How long a worker holds a note while sending it; after a crash the "

@@ -40,7 +40,7 @@ from hub.store.models import InboxEvent
 
 log = structlog.get_logger()
 
-BATCH = 50  # events per transaction at most
+BATCH = 50  # events per transaction at most (MSPHUB_BATCH_SIZE; see batch_size)
 Enrich = Callable[[Event], list[Event]]
 Subject = tuple[str, str | None, str | None]
 
@@ -153,6 +153,14 @@ def _apply(ctx: HubContext, session: Session, rules: RuleSet, row: InboxEvent) -
     return result
 
 
+def batch_size(ctx: HubContext) -> int:
+    """Events per transaction: the setting, else 50 on PostgreSQL and 10 on SQLite, whose
+    one write lock would otherwise keep webhook receipts waiting for a whole batch."""
+    if ctx.settings.batch_size:
+        return ctx.settings.batch_size
+    return 10 if ctx.engine.dialect.name == "sqlite" else BATCH
+
+
 def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
                   enrich: Enrich | None = None, claim: bool = True) -> Batch:
     """Process these events (and, with ``claim``, other pending ones) exactly once.
@@ -160,7 +168,7 @@ def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
     Args:
         enrich: fetches the full record of a thin webhook event (connector I/O), called
             before the transaction so no database lock is held during HTTP.
-        claim: also take other pending events, up to ``BATCH``, that no other worker
+        claim: also take other pending events, up to :func:`batch_size`, that no other worker
             holds. Off: only these events, and an unexpected error propagates (the
             broker retries it).
     """
@@ -181,7 +189,7 @@ def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
     own = [i for i in own if i not in gone]
     with transaction(ctx.sessions) as session:
         ctx.runs.hold(session)  # the audit head is locked once, at the end
-        locked = _lock(session, own, claim=claim)
+        locked = _lock(session, own, limit=batch_size(ctx) if claim else 0)
         first_pending = _first_pending(session, locked)
         done_here: set[int] = set()
         for row in locked:
@@ -214,7 +222,7 @@ def process_batch(ctx: HubContext, rules: RuleSet, event_ids: Iterable[int], *,
     return batch
 
 
-def _lock(session: Session, own: list[int], *, claim: bool) -> list[InboxEvent]:
+def _lock(session: Session, own: list[int], *, limit: int) -> list[InboxEvent]:
     """The batch's pending rows, locked, in arrival order.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so two workers never wait for each other's
@@ -232,12 +240,12 @@ def _lock(session: Session, own: list[int], *, claim: bool) -> list[InboxEvent]:
                     & (InboxEvent.id < max(own, default=0))))
             .order_by(InboxEvent.id).with_for_update(skip_locked=True))
     rows = list(session.execute(stmt).scalars())
-    if claim and len(rows) < BATCH:
+    if len(rows) < limit:
         # (rows this transaction already locked are not skipped: leave them out)
         taken = [r.id for r in rows] or own
         more = (select(InboxEvent).where(InboxEvent.status == InboxStatus.PENDING,
                                          InboxEvent.id.not_in(taken))
-                .order_by(InboxEvent.id).limit(BATCH - len(rows))
+                .order_by(InboxEvent.id).limit(limit - len(rows))
                 .with_for_update(skip_locked=True))
         rows += session.execute(more).scalars()
         rows.sort(key=lambda r: r.id)

@@ -15,7 +15,7 @@ from hub.core.events import Event
 from hub.runtime.process import Runtime
 from hub.services import actions
 from hub.services.inbox import add_events
-from hub.services.pipeline import BATCH, process_batch
+from hub.services.pipeline import batch_size, process_batch
 from hub.store import audit
 from hub.store.db import transaction
 from hub.store.models import AuditEntry, InboxEvent, OutboxNote, Run
@@ -46,20 +46,22 @@ def count(rt: Runtime, model: Any, *where: Any) -> int:
 
 def test_one_message_processes_a_batch_of_pending_events(runtime: Runtime,
                                                          clock: Clock) -> None:
-    """Pending events are taken up to BATCH per transaction, each exactly once."""
+    """Pending events are taken up to the batch size per transaction, each exactly once."""
     # Given more pending leaver tickets than one batch holds
-    ids = store(runtime, clock, [leaver(n) for n in range(BATCH + 7)])
+    size = batch_size(runtime.ctx)
+    assert size == (10 if runtime.ctx.engine.dialect.name == "sqlite" else 50)
+    ids = store(runtime, clock, [leaver(n) for n in range(size + 7)])
     # When one event's message is processed
     batch = process_batch(runtime.ctx, runtime.live_rules(), [ids[-1]])
     # Then a full batch was done in one go, the named event among them
-    assert len(batch.processed) == BATCH
+    assert len(batch.processed) == size
     assert ids[-1] in {p.event_id for p in batch.processed}
-    assert count(runtime, Run) == BATCH
-    assert count(runtime, OutboxNote) == BATCH and len(set(batch.notes)) == BATCH
+    assert count(runtime, Run) == size
+    assert count(runtime, OutboxNote) == size and len(set(batch.notes)) == size
     # and the next message takes the rest; the chain verifies
     rest = process_batch(runtime.ctx, runtime.live_rules(), [ids[0]])
     assert len(rest.processed) == 7
-    assert count(runtime, InboxEvent, InboxEvent.status == "done") == BATCH + 7
+    assert count(runtime, InboxEvent, InboxEvent.status == "done") == size + 7
     with runtime.ctx.sessions() as s:
         assert audit.verify(s).ok
 
