@@ -36,7 +36,7 @@ test: $(STAMP) ## ruff, mypy, import contracts, pytest - in this order, stopping
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/pytest -q -ra --durations=20 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check .
