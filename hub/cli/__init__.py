@@ -7,6 +7,7 @@ from hub.cli import (  # noqa: F401  (registers commands)
     clients,
     connectors,
     demo,
+    events,
     mappings,
     runs,
     schedules,

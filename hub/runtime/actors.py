@@ -11,8 +11,7 @@ from typing import Any
 import dramatiq
 import structlog
 
-from connectors.base import Enricher, PermanentError, RateLimited, is_thin
-from hub.core.events import Event
+from connectors.base import PermanentError, RateLimited
 from hub.errors import MappingError
 from hub.runtime import periodic
 from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT, RUN_PERIODIC
@@ -37,12 +36,6 @@ def declare_actors(broker: dramatiq.Broker,
                    hub: Runtime) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Declare every actor on ``broker``, working on ``hub``; returns them by name."""
 
-    def enrich(event: Event) -> list[Event]:
-        src = hub.sources.get(event.source)
-        if src is None or not isinstance(src.connector, Enricher) or not is_thin(event):
-            return [event]
-        return src.connector.enrich(event)
-
     def process_inbox_item(event_id: int, alone: bool = False) -> None:
         """Process this inbox event in a batch with other pending ones (``alone``: only
         this one, so a failure is its own: retried, then a dead letter); then post the
@@ -51,11 +44,11 @@ def declare_actors(broker: dramatiq.Broker,
             with collecting() as notes:
                 if alone:
                     result = process_event(hub.ctx, hub.live_rules(), event_id,
-                                           enrich=enrich)
+                                           enrich=hub.enrich)
                     extra, broken, deferred = result.extra_events, [], []
                 else:
                     batch = process_batch(hub.ctx, hub.live_rules(), [event_id],
-                                          enrich=enrich)
+                                          enrich=hub.enrich)
                     extra, broken, deferred = batch.extra_events, batch.broken, batch.deferred
         except RateLimited as exc:
             raise _retry_later(exc) from exc

@@ -11,8 +11,10 @@ import dramatiq
 import structlog
 from dramatiq.rate_limits import ConcurrentRateLimiter
 
+from connectors.base import Enricher, is_thin
 from hub.config.live_rules import RuleHolder
 from hub.config.schedules import ScheduleEntry
+from hub.core.events import Event
 from hub.core.mapping.engine import RuleSet
 from hub.errors import ConfigError
 from hub.runtime.broker import Dispatch
@@ -40,6 +42,13 @@ class Runtime:
     schedules: list[ScheduleEntry] = field(default_factory=list)
     _last_check: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enrich(self, event: Event) -> list[Event]:
+        """The full record(s) behind a thin webhook event (vendor I/O); others as they are."""
+        src = self.sources.get(event.source)
+        if src is None or not isinstance(src.connector, Enricher) or not is_thin(event):
+            return [event]
+        return src.connector.enrich(event)
 
     def live_rules(self) -> RuleSet:
         """The current rules, reloading changed files at most once a second."""

@@ -1,0 +1,114 @@
+"""``msphub events``: the inbox — what arrived, what the rules did, and retrying an event."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import select
+
+from hub.cli.app import app, context, fail, hub_errors, out, runtime_with_rules
+from hub.core.states import InboxStatus
+from hub.services.pipeline import process_event
+from hub.store.db import transaction
+from hub.store.models import InboxEvent
+
+events_app = typer.Typer(help="Inbox events: list, show and retry.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+STATUSES = ", ".join(s.value for s in InboxStatus)
+
+
+def _first_error(row: InboxEvent) -> str:
+    errors = (row.result or {}).get("errors") or []
+    return str(errors[0].get("error", "")) if errors else (row.last_error or "")
+
+
+@events_app.command("list")
+def events_list(
+    status: str = typer.Option(None, help=f"Only events in this state: {STATUSES}."),
+    failed: bool = typer.Option(False, "--failed", help="Same as --status failed."),
+    source: str = typer.Option(None, help="Connector instance name."),
+    client: str = typer.Option(None, help="Hub client key."),
+    limit: int = typer.Option(50, min=1, max=1000),
+) -> None:
+    """Recent inbox events, newest first, with the first error of each."""
+    wanted = "failed" if failed else status
+    if wanted and wanted not in {s.value for s in InboxStatus}:
+        fail(f"status must be one of {STATUSES}")
+    ctx = context(migrate=True)
+    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
+    if wanted:
+        stmt = stmt.where(InboxEvent.status == wanted)
+    if source:
+        stmt = stmt.where(InboxEvent.source == source)
+    if client:
+        stmt = stmt.where(InboxEvent.hub_client == client)
+    with ctx.sessions() as session:
+        rows = list(session.execute(stmt).scalars())
+    if not rows:
+        out.print("no events" + (f" with status {wanted}" if wanted else ""))
+        return
+    table = Table("id", "received", "source", "kind", "client", "status", "rules", "error")
+    for row in rows:
+        table.add_row(str(row.id), f"{row.received_at:%Y-%m-%d %H:%M}", escape(row.source),
+                      row.kind, escape(row.hub_client or row.client_key or ""), row.status,
+                      escape(", ".join((row.result or {}).get("matched", []))),
+                      escape(_first_error(row)[:120]))
+    out.print(table)
+
+
+@events_app.command("show")
+def events_show(event_id: int = typer.Argument(...)) -> None:
+    """One event: its fields, and what the rules did (matches, actions, errors)."""
+    ctx = context(migrate=True)
+    with ctx.sessions() as session:
+        row = session.get(InboxEvent, event_id)
+        if row is None:
+            fail(f"event {event_id} does not exist")
+        result = row.result or {}
+        out.print(f"[bold]event {row.id}[/] {row.kind} from {escape(row.source)} — {row.status}"
+                  f" (attempts {row.attempts})")
+        received = f"{row.received_at:%Y-%m-%d %H:%M:%S}"
+        out.print(f"dedupe key: {escape(row.dedupe_key)}   received {received} via {row.via}")
+        vendor = f"{row.client_type or 'company'} {row.client_key or '-'} {row.client_name or ''}"
+        out.print(f"client: {escape(vendor.strip())} → hub client "
+                  f"{escape(row.hub_client or '(not linked)')}")
+        out.print(f"matched: {escape(', '.join(result.get('matched', [])) or '-')}")
+        for action in result.get("actions", []):
+            out.print(f"  action {escape(json.dumps(action, default=str))}", highlight=False)
+        for error in result.get("errors", []):
+            out.print(f"  [red]error[/] rule '{escape(str(error.get('rule_id')))}': "
+                      f"{escape(str(error.get('error')))}")
+        for miss in result.get("near_misses", [])[:10]:
+            out.print(f"  near miss '{escape(str(miss.get('rule_id')))}': "
+                      f"{escape(str(miss.get('reason')))}")
+        if row.last_error:
+            out.print(f"last error: {escape(row.last_error)}")
+
+
+@events_app.command("retry")
+def events_retry(event_id: int = typer.Argument(...)) -> None:
+    """Run one stored event through the rules live now, here and now.
+
+    Exactly once in effect: a ticket never launches the same playbook twice and a
+    finished step is not ticked again, so a retry adds only what is missing.
+    """
+    with runtime_with_rules() as rt:
+        with transaction(rt.ctx.sessions) as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None:
+                fail(f"event {event_id} does not exist")
+            if row.status == InboxStatus.PENDING:
+                fail(f"event {event_id} is pending: the hub processes it")
+            row.status, row.last_error = InboxStatus.PENDING, None
+        with hub_errors():
+            result = process_event(rt.ctx, rt.live_rules(), event_id, enrich=rt.enrich)
+        with rt.ctx.sessions() as session:
+            status = session.get(InboxEvent, event_id).status  # type: ignore[union-attr]
+    effects = ", ".join(str(a.get("effect")) for a in result.actions) or "no action"
+    out.print(f"event {event_id}: {status} ({effects})")
+    for error in result.errors:
+        out.print(f"  error rule '{escape(error['rule_id'])}': {escape(error['error'])}")
