@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from hub.api.auth import Admin, Hub, Viewer, Wired
 from hub.core.states import InboxStatus
 from hub.errors import NotFound
+from hub.services.inbox import recent, reopen
 from hub.store.db import transaction
 from hub.store.models import InboxEvent
 
@@ -90,17 +90,9 @@ def list_events(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     """Recent inbox events, newest first."""
-    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit).offset(offset)
-    if source:
-        stmt = stmt.where(InboxEvent.source == source)
-    if kind:
-        stmt = stmt.where(InboxEvent.kind == kind)
-    if status:
-        stmt = stmt.where(InboxEvent.status == status)
-    if client:
-        stmt = stmt.where(InboxEvent.hub_client == client)
     with ctx.sessions() as session:
-        return [_summary(r) for r in session.execute(stmt).scalars()]
+        return [_summary(r) for r in recent(session, status=status, source=source, kind=kind,
+                                           client=client, limit=limit, offset=offset)]
 
 
 @router.get("/api/events/{event_id}", response_model=EventDetail)
@@ -122,11 +114,7 @@ def replay_event(event_id: EventId, ctx: Hub, rt: Wired, _who: Admin) -> dict[st
     finished step is not ticked again, so a replay only adds what is missing.
     """
     with transaction(ctx.sessions) as session:
-        row = session.get(InboxEvent, event_id)
-        if row is None:
-            raise NotFound(f"event {event_id} does not exist")
-        row.status = InboxStatus.PENDING
-        row.last_error = None
+        row = reopen(session, event_id)
         detail = {**_summary(row), "data": shown(row.data), "result": shown(row.result),
                   "last_error": None, "processed_at": row.processed_at}
     rt.dispatch.event(event_id)

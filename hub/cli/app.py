@@ -67,27 +67,14 @@ def context(*, migrate: bool = False) -> HubContext:
 
 
 @contextmanager
-def runtime_with_rules() -> Iterator[Runtime]:
-    """The whole hub with its mapping rules, for a command that processes events here."""
-    s = settings()
-    with hub_errors():
-        rt = build_runtime(s, notes="inline")
-        upgrade(rt.ctx.engine)
-        sync_clients(rt.ctx)
-    try:
-        yield rt
-    finally:
-        rt.stop()
-
-
-@contextmanager
-def runtime() -> Iterator[Runtime]:
+def runtime(*, rules: bool = False) -> Iterator[Runtime]:
     """The whole hub for a command that changes runs: the notes it writes go to the
     ticket (through the workers with Redis; right away in embedded mode, where no
-    worker runs in this process)."""
+    worker runs in this process). ``rules``: also load the mapping rules (a command
+    that processes events here)."""
     s = settings()
     with hub_errors():
-        rt = build_runtime(s, notes="inline", rules=False)
+        rt = build_runtime(s, notes="inline", rules=rules)
         upgrade(rt.ctx.engine)
         sync_clients(rt.ctx)
     try:

@@ -7,10 +7,10 @@ import json
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 
-from hub.cli.app import app, context, fail, hub_errors, out, runtime_with_rules
+from hub.cli.app import app, context, fail, hub_errors, out, runtime
 from hub.core.states import InboxStatus
+from hub.services.inbox import recent, reopen
 from hub.services.pipeline import process_event
 from hub.store.db import transaction
 from hub.store.models import InboxEvent
@@ -39,15 +39,8 @@ def events_list(
     if wanted and wanted not in {s.value for s in InboxStatus}:
         fail(f"status must be one of {STATUSES}")
     ctx = context(migrate=True)
-    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
-    if wanted:
-        stmt = stmt.where(InboxEvent.status == wanted)
-    if source:
-        stmt = stmt.where(InboxEvent.source == source)
-    if client:
-        stmt = stmt.where(InboxEvent.hub_client == client)
     with ctx.sessions() as session:
-        rows = list(session.execute(stmt).scalars())
+        rows = recent(session, status=wanted, source=source, client=client, limit=limit)
     if not rows:
         out.print("no events" + (f" with status {wanted}" if wanted else ""))
         return
@@ -96,14 +89,12 @@ def events_retry(event_id: int = typer.Argument(...)) -> None:
     Exactly once in effect: a ticket never launches the same playbook twice and a
     finished step is not ticked again, so a retry adds only what is missing.
     """
-    with runtime_with_rules() as rt:
-        with transaction(rt.ctx.sessions) as session:
+    with runtime(rules=True) as rt:
+        with hub_errors(), transaction(rt.ctx.sessions) as session:
             row = session.get(InboxEvent, event_id)
-            if row is None:
-                fail(f"event {event_id} does not exist")
-            if row.status == InboxStatus.PENDING:
+            if row is not None and row.status == InboxStatus.PENDING:
                 fail(f"event {event_id} is pending: the hub processes it")
-            row.status, row.last_error = InboxStatus.PENDING, None
+            reopen(session, event_id)
         with hub_errors():
             result = process_event(rt.ctx, rt.live_rules(), event_id, enrich=rt.enrich)
         with rt.ctx.sessions() as session:

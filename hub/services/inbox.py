@@ -13,7 +13,7 @@ from connectors import payload as bounded
 from connectors.base import MalformedPayload
 from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 from hub.core.states import InboxStatus
-from hub.errors import HubError
+from hub.errors import HubError, NotFound
 from hub.store.db import insert_ignore_stmt
 from hub.store.models import InboxEvent
 
@@ -119,3 +119,35 @@ def unfinished(session: Session, *, older_than: datetime, limit: int = 1000) -> 
                                     InboxEvent.received_at < older_than)
         .order_by(InboxEvent.id).limit(limit)
     ).scalars())
+
+
+def recent(session: Session, *, status: str | None = None, source: str | None = None,
+           kind: str | None = None, client: str | None = None, limit: int = 100,
+           offset: int = 0) -> list[InboxEvent]:
+    """Inbox events, newest first, optionally of one status, source, kind or hub client."""
+    stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit).offset(offset)
+    if status:
+        stmt = stmt.where(InboxEvent.status == status)
+    if source:
+        stmt = stmt.where(InboxEvent.source == source)
+    if kind:
+        stmt = stmt.where(InboxEvent.kind == kind)
+    if client:
+        stmt = stmt.where(InboxEvent.hub_client == client)
+    return list(session.execute(stmt).scalars())
+
+
+def reopen(session: Session, event_id: int) -> InboxEvent:
+    """Put a processed event back to pending, to run through the live rules again.
+
+    Effects stay idempotent: a ticket never launches the same playbook twice and a
+    finished step is not ticked again, so a replay adds only what is missing.
+
+    Raises:
+        NotFound: no such event.
+    """
+    row = session.get(InboxEvent, event_id)
+    if row is None:
+        raise NotFound(f"event {event_id} does not exist")
+    row.status, row.last_error = InboxStatus.PENDING, None
+    return row

@@ -34,6 +34,7 @@ from hub.errors import NotAllowed, NotFound
 from hub.runtime.process import Runtime
 from hub.services.context import HubContext
 from hub.services.deadletters import list_dead, revive
+from hub.services.inbox import reopen
 from hub.services.tokens import Role
 from hub.store.db import transaction
 from hub.store.models import InboxEvent
@@ -146,11 +147,7 @@ async def replay(event_id: EventId, request: Request, ctx: Hub) -> Response:
 
     def work(_form: dict[str, str], _who: Principal) -> str:
         with transaction(ctx.sessions) as session:
-            row = session.get(InboxEvent, event_id)
-            if row is None:
-                raise NotFound(f"event {event_id} does not exist")
-            row.status = InboxStatus.PENDING
-            row.last_error = None
+            reopen(session, event_id)
         _runtime(request).dispatch.event(event_id)
         return f"/ops/events/{event_id}"
 
