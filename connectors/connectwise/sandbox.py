@@ -36,7 +36,7 @@ from starlette.types import ASGIApp
 from connectors.connectwise.sandbox_app import build_app
 from connectors.connectwise.sandbox_store import API_MEMBER_ID, TECH_MEMBER_ID, Record, SandboxStore
 from connectors.connectwise.signing import sign
-from connectors.sandbox import FaultSwitches, SandboxHost, WebhookDispatcher
+from connectors.sandbox import FaultSwitches, HostedSandbox, WebhookDispatcher
 
 __all__ = ["ConnectWiseSandbox", "SandboxServer"]
 
@@ -293,33 +293,13 @@ class ConnectWiseSandbox:
             return [dict(c) for c in self.store.tables["callbacks"].values()]
 
 
-class SandboxServer:
+class SandboxServer(HostedSandbox):
     """Runs a ``ConnectWiseSandbox`` on 127.0.0.1 in a background thread (``Sandbox`` protocol)."""
 
+    sandbox: ConnectWiseSandbox
+
     def __init__(self, sandbox: ConnectWiseSandbox | None = None, *, port: int = 0, **kw: Any):
-        self.sandbox = sandbox or ConnectWiseSandbox(**kw)
-        self._host = SandboxHost(self.sandbox.app, self.sandbox.dispatcher, port=port)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return self._host.url
-
-    def start(self) -> SandboxServer:
-        """Serve and start callback delivery; returns self."""
-        self._host.start()
-        self.sandbox.base_url = self._host.url
-        return self
-
-    def stop(self) -> None:
-        """Stop delivering and serving."""
-        self._host.stop()
-
-    def __enter__(self) -> SandboxServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(sandbox or ConnectWiseSandbox(**kw), port=port)
 
     def connector_config(
         self, *, valid_credentials: bool = True, **overrides: Any

@@ -47,7 +47,7 @@ from connectors.sandbox import (
     Failure,
     FaultGate,
     FaultSwitches,
-    SandboxHost,
+    HostedSandbox,
     WebhookDispatcher,
     control_routes,
 )
@@ -259,35 +259,15 @@ class DattoRMMSandbox:
         return app
 
 
-class SandboxServer:
+class SandboxServer(HostedSandbox):
     """Runs a ``DattoRMMSandbox`` on 127.0.0.1 in a background thread (``Sandbox`` protocol)."""
+
+    sandbox: DattoRMMSandbox
 
     def __init__(self, sandbox: DattoRMMSandbox | None = None, *, port: int = 0,
                  **kw: Any) -> None:
-        self.sandbox = sandbox or DattoRMMSandbox(**kw)
-        self._host = SandboxHost(self.sandbox.app, self.sandbox.dispatcher, port=port)
+        super().__init__(sandbox or DattoRMMSandbox(**kw), port=port)
         self._seed_site: str | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return self._host.url
-
-    def start(self) -> SandboxServer:
-        """Serve and start webhook delivery; returns self."""
-        self._host.start()
-        self.sandbox.base_url = self._host.url
-        return self
-
-    def stop(self) -> None:
-        """Stop delivering and serving."""
-        self._host.stop()
-
-    def __enter__(self) -> SandboxServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def connector_config(self, *, valid_credentials: bool = True,
                          **overrides: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ dispatcher.send(url, body, headers)     # drop / duplicate switches applied
 from connectors.sandbox.app import (
     CONTROL_PREFIX,
     FaultGate,
+    HostedSandbox,
     SandboxHost,
     control_routes,
     plain_error,
@@ -28,6 +29,7 @@ __all__ = [
     "FaultGate",
     "FaultSwitches",
     "GateAction",
+    "HostedSandbox",
     "SandboxHost",
     "WebhookDispatcher",
     "control_routes",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -150,3 +150,37 @@ class SandboxHost:
         """Stop delivering, then stop serving."""
         self.dispatcher.stop()
         self._server.stop()
+
+
+class HostedSandbox:
+    """A vendor sandbox served on 127.0.0.1 with its webhook delivery (``Sandbox``
+    protocol): ``url``, ``start``/``stop``, and a context manager.
+
+    A vendor's server subclasses it for its own ``connector_config`` and seeding; its
+    sandbox object has ``app``, ``dispatcher`` and a ``base_url`` set on start.
+    """
+
+    def __init__(self, sandbox: Any, *, port: int = 0) -> None:
+        self.sandbox = sandbox
+        self._host = SandboxHost(sandbox.app, sandbox.dispatcher, port=port)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self._host.url
+
+    def start(self) -> Self:
+        """Serve and start webhook delivery; returns self."""
+        self._host.start()
+        self.sandbox.base_url = self._host.url
+        return self
+
+    def stop(self) -> None:
+        """Stop delivering and serving."""
+        self._host.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

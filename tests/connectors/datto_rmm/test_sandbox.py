@@ -87,8 +87,11 @@ def test_webhooks_reach_a_receiver_and_are_re_read(server: SandboxServer) -> Non
     lock = threading.Lock()
 
     async def receive(request: Request) -> Response:
+        # read first: awaiting while holding a thread lock would block the event loop
+        # for the second, concurrent delivery (both then time out)
+        body = await request.body()
         with lock:
-            got.append((request.path_params["secret"], await request.body()))
+            got.append((request.path_params["secret"], body))
         return Response(status_code=202)
 
     receiver = LoopbackServer(Starlette(routes=[Route("/hook/{secret}", receive,
