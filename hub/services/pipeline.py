@@ -41,6 +41,7 @@ from hub.store.models import InboxEvent
 log = structlog.get_logger()
 
 BATCH = 50  # events per transaction at most (MSPHUB_BATCH_SIZE; see batch_size)
+NEAR_MISSES = 20  # stored per event; `msphub mappings test` shows them all
 Enrich = Callable[[Event], list[Event]]
 Subject = tuple[str, str | None, str | None]
 
@@ -128,7 +129,10 @@ def _apply(ctx: HubContext, session: Session, rules: RuleSet, row: InboxEvent) -
     evaluation = explain(rules, event)
     result.errors = [{"rule_id": e.rule_id, "error": e.message} for e in evaluation.errors]
     result.near_misses = [{"rule_id": n.rule_id, "reason": n.reason}
-                          for n in evaluation.near_misses]
+                          for n in evaluation.near_misses[:NEAR_MISSES]]
+    more = len(evaluation.near_misses) - NEAR_MISSES
+    if more > 0:
+        result.near_misses.append({"rule_id": "…", "reason": f"and {more} more"})
     for match in evaluation.matched:
         result.matched.append(match.rule_id)
         for action in match.actions:

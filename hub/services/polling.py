@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Cursor, Poller
 from connectors.base import NotFound as ConnectorNotFound
+from hub.core.events import Event
 from hub.services.context import HubContext
-from hub.services.inbox import add_events
+from hub.services.inbox import UnstorableEvent, add_events, check_storable
 from hub.services.sources import Sources
 from hub.store.db import transaction
 from hub.store.models import SourceCursor
@@ -57,8 +58,21 @@ def poll_once(ctx: HubContext, sources: Sources, source: str, stream: str) -> li
     pages = 0
     for page in src.connector.poll(stream, cursor):
         pages += 1
+        events = [e for e in page.events if _storable(source, e)]
         with transaction(ctx.sessions) as session:
-            new_ids += add_events(session, page.events, via="poll", now=ctx.clock())
+            new_ids += add_events(session, events, via="poll", now=ctx.clock())
             save_cursor(session, source, stream, page.cursor, ctx.clock())
     log.info("poll_finished", source=source, stream=stream, pages=pages, new=len(new_ids))
     return new_ids
+
+
+def _storable(source: str, event: Event) -> bool:
+    """False (logged at error, with the record's key) for a polled record the inbox columns
+    cannot hold; the poll goes on past it instead of failing on it for ever."""
+    try:
+        check_storable(event)
+    except UnstorableEvent as exc:
+        log.error("poll_record_unstorable", source=source, dedupe_key=event.dedupe_key[:255],
+                  field=exc.field, reason=str(exc)[:200])
+        return False
+    return True

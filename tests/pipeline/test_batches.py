@@ -11,7 +11,9 @@ from dramatiq import Worker
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
+from hub.config.mappings import parse_rules
 from hub.core.events import Event
+from hub.core.mapping.engine import RuleSet
 from hub.runtime.process import Runtime
 from hub.services import actions
 from hub.services.inbox import add_events
@@ -142,3 +144,18 @@ def test_two_workers_never_process_an_event_twice(runtime: Runtime, clock: Clock
         launched = s.execute(select(func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action == "launched")).scalar_one()
         assert launched == 120
+
+
+def test_stored_near_misses_are_capped(runtime: Runtime, clock: Clock) -> None:
+    """An event near 30 rules (regex tests: not indexable) stores 20 near misses and how
+    many more there were."""
+    text = "rules:\n" + "".join(
+        f"  - id: r{i}\n    on: ticket.created\n    if: {{ticket.type: {{matches: '^x{i}$'}}}}\n"
+        f"    comment: {{text: x}}\n" for i in range(30))
+    compiled, errors = parse_rules(text, "many.yaml", runtime.ctx.playbooks())
+    assert not errors
+    rules = RuleSet(compiled, ["many.yaml"])
+    [event_id] = store(runtime, clock, [leaver(1)])
+    [result] = process_batch(runtime.ctx, rules, [event_id]).processed
+    assert len(result.near_misses) == 21
+    assert result.near_misses[-1] == {"rule_id": "…", "reason": "and 10 more"}
