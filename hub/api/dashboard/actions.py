@@ -19,7 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Hub, Principal, check_role
 from hub.api.dashboard.runpage import run_view
-from hub.api.dashboard.signin import STALE_FORM, FormTooLarge, csrf_ok, read_form, safe_next, viewer
+from hub.api.dashboard.signin import (
+    REFUSALS,
+    STALE_FORM,
+    csrf_ok,
+    form_and_viewer,
+    refusal,
+    safe_next,
+)
 from hub.api.dashboard.work import work_view
 from hub.api.errors import ApiError
 from hub.api.metrics import ApiMetrics
@@ -32,7 +39,6 @@ from hub.api.schemas import (
     SkipRequest,
 )
 from hub.core.states import RunStatus
-from hub.errors import NotAllowed, NotFound, StepLocked
 from hub.services.context import HubContext
 from hub.services.tokens import Role, at_least
 from hub.store.db import transaction
@@ -71,11 +77,7 @@ def _blank_is_none(value: str | None) -> str | None:
 async def _act(request: Request, ctx: HubContext, run_id: int, needed: Role, what: str,
                change: Callable[[dict[str, str], Principal], Change], anchor: str = "") -> Response:
     """Read the form, check CSRF and role, apply the change in one transaction."""
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        form = {}
-    who = await run_in_threadpool(viewer, request, ctx)
+    form, who = await form_and_viewer(request, ctx)
     if isinstance(who, Response):
         return who
     target = safe_next(form.get("next") or f"/runs/{run_id}")
@@ -91,14 +93,8 @@ async def _act(request: Request, ctx: HubContext, run_id: int, needed: Role, wha
                     row = do(session, who)
                     status = row.status
                     playbook = row.playbook_id
-            except ApiError as exc:
-                raise Refused(exc.status, exc.detail) from exc
-            except StepLocked as exc:
-                raise Refused(409, exc.reason) from exc
-            except NotAllowed as exc:
-                raise Refused(409, exc.reason) from exc
-            except NotFound as exc:
-                raise Refused(404, str(exc)) from exc
+            except REFUSALS as exc:
+                raise Refused(*refusal(exc)) from exc
         except Refused as refused:
             if target.startswith("/work"):
                 return work_view(request, ctx, who, request.query_params.get("member"),

@@ -14,15 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from hub.api.auth import Hub, Principal, check_role
 from hub.api.dashboard.render import render
 from hub.api.dashboard.signin import (
+    REFUSALS,
     STALE_FORM,
-    FormTooLarge,
     csrf_ok,
     csrf_token,
-    read_form,
+    form_and_viewer,
+    refusal,
     secret,
     viewer,
 )
-from hub.api.errors import ApiError
 from hub.api.params import RunId
 from hub.api.schemas import RunDetail, run_detail
 from hub.errors import NotAllowed, NotFound
@@ -68,11 +68,7 @@ def record_page(run_id: RunId, request: Request, ctx: Hub) -> Response:
 
 
 async def _manage(request: Request, ctx: HubContext, run_id: int, link_id: int | None) -> Response:
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        form = {}
-    who = await run_in_threadpool(viewer, request, ctx)
+    form, who = await form_and_viewer(request, ctx)
     if isinstance(who, Response):
         return who
 
@@ -92,12 +88,9 @@ async def _manage(request: Request, ctx: HubContext, run_id: int, link_id: int |
                 _link, token = sharing.create_link(
                     session, secret(request), run_id, by=who.actor, now=ctx.clock(),
                     ttl=timedelta(days=int(days)))
-        except ApiError as exc:
-            return _record_view(request, ctx, who, run_id, error=exc.detail, status=exc.status)
-        except NotAllowed as exc:
-            return _record_view(request, ctx, who, run_id, error=exc.reason, status=409)
-        except NotFound as exc:
-            return _record_view(request, ctx, who, run_id, error=str(exc), status=404)
+        except REFUSALS as exc:
+            status, message = refusal(exc)
+            return _record_view(request, ctx, who, run_id, error=message, status=status)
         url = str(request.base_url).rstrip("/") + f"/shared/{token}"
         return _record_view(request, ctx, who, run_id, new_link=url, status=201)
 

@@ -20,11 +20,12 @@ from hub.api.auth import Hub, Principal, check_role
 from hub.api.clients import LinkIn
 from hub.api.dashboard.render import render
 from hub.api.dashboard.signin import (
+    REFUSALS,
     STALE_FORM,
-    FormTooLarge,
     csrf_ok,
     csrf_token,
-    read_form,
+    form_and_viewer,
+    refusal,
     viewer,
 )
 from hub.api.errors import ApiError
@@ -117,11 +118,7 @@ async def _post(request: Request, ctx: HubContext, needed: Role, what: str,
                 work: Callable[[dict[str, str], Principal], str],
                 refused: Callable[[Principal, str, int], Response]) -> Response:
     """A form: CSRF, role, then ``work`` (returns where to go next) or the refusal page."""
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        form = {}
-    who = await run_in_threadpool(viewer, request, ctx)
+    form, who = await form_and_viewer(request, ctx)
     if isinstance(who, Response):
         return who
 
@@ -131,12 +128,9 @@ async def _post(request: Request, ctx: HubContext, needed: Role, what: str,
                 return refused(who, STALE_FORM, 403)
             check_role(who, needed, what)
             return RedirectResponse(work(form, who), status_code=303)
-        except ApiError as exc:
-            return refused(who, exc.detail, exc.status)
-        except NotAllowed as exc:
-            return refused(who, exc.reason, 409)
-        except NotFound as exc:
-            return refused(who, str(exc), 404)
+        except REFUSALS as exc:
+            status, message = refusal(exc)
+            return refused(who, message, status)
 
     return await run_in_threadpool(run)
 

@@ -23,6 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Principal, principal_for
 from hub.api.dashboard.render import render
+from hub.api.errors import ApiError
+from hub.errors import NotAllowed, NotFound, StepLocked
 from hub.services import users
 from hub.services.context import HubContext
 
@@ -181,3 +183,27 @@ def viewer(request: Request, ctx: HubContext) -> Principal | Response:
 async def viewer_async(request: Request, ctx: HubContext) -> Principal | Response:
     """:func:`viewer` for async routes (the token lookup runs in the thread pool)."""
     return await run_in_threadpool(viewer, request, ctx)
+
+
+async def form_and_viewer(request: Request,
+                          ctx: HubContext) -> tuple[dict[str, str], Principal | Response]:
+    """A posted form (empty when too large: its CSRF check then fails) and who sent it
+    (or the sign-in page)."""
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        form = {}
+    return form, await run_in_threadpool(viewer, request, ctx)
+
+
+# what a form action may refuse with, shown on the page with the API's status codes
+REFUSALS = (ApiError, StepLocked, NotAllowed, NotFound)
+
+
+def refusal(exc: Exception) -> tuple[int, str]:
+    """The status and message of one of :data:`REFUSALS`."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.detail
+    if isinstance(exc, StepLocked | NotAllowed):
+        return 409, exc.reason
+    return 404, str(exc)
