@@ -12,6 +12,7 @@ import structlog
 from connectors.base import NoteRef, NotFound, PermanentError
 from connectors.connectwise.client import ConnectWiseClient, Record
 from connectors.connectwise.config import ConnectWiseConfig
+from connectors.writeback import find_marked, marked_title, with_marker
 from hub.core.events import SubjectRef
 
 log = structlog.get_logger()
@@ -30,11 +31,6 @@ def _record_id(record: Any, what: str, source: str) -> str:
     if rid is None:
         raise PermanentError(f"{what} response has no id", source=source)
     return str(rid)
-
-
-def marker(key: str) -> str:
-    """The idempotency marker embedded in every note text and document title."""
-    return f"[msphub:{key}]"
 
 
 class ConnectWiseWriter:
@@ -64,9 +60,8 @@ class ConnectWiseWriter:
         ``maybe_applied`` call ``find_note`` before posting again.
         """
         tid = self._ticket_id(ticket)
-        mark = marker(key)
         body: dict[str, Any] = {
-            "text": text if mark in text else f"{text}\n\n{mark}",
+            "text": with_marker(text, key),
             "detailDescriptionFlag": False,
             "internalAnalysisFlag": False,
             "resolutionFlag": False,
@@ -86,29 +81,26 @@ class ConnectWiseWriter:
         notes = self.client.get_list(
             f"/service/tickets/{tid}/notes", {"orderBy": "id desc", "pageSize": 25}
         )
-        mark = marker(key)
-        for note in notes:
-            if mark in str(note.get("text") or ""):
-                return NoteRef(ticket=ticket, id=_record_id(note, "note", self.name))
-        return None
+        note = find_marked(notes, key, ("text",))
+        return None if note is None else NoteRef(ticket=ticket,
+                                                 id=_record_id(note, "note", self.name))
 
     def attach(
         self, ticket: SubjectRef, filename: str, content: bytes, *, title: str, key: str
     ) -> str:
         """Upload a document to the ticket unless one titled with ``key``'s marker exists."""
         tid = self._ticket_id(ticket)
-        mark = marker(key)
         existing = self.client.get_list(
             "/system/documents", {"recordType": "Ticket", "recordId": tid}
         )
-        for doc in existing:
-            if mark in str(doc.get("title") or ""):
-                return _record_id(doc, "document", self.name)
+        found = find_marked(existing, key, ("title",))
+        if found is not None:
+            return _record_id(found, "document", self.name)
         mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         fields = {
             "recordType": "Ticket",
             "recordId": str(tid),
-            "title": f"{title[: 100 - len(mark) - 1]} {mark}",
+            "title": marked_title(title, key, 100),
             "privateFlag": "true",
             "readOnlyFlag": "false",
         }
