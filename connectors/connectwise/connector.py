@@ -64,6 +64,7 @@ from hub.core.events import Event, EventKind, SubjectRef
 log = structlog.get_logger()
 
 CURSOR_VERSION = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STREAMS = {
     "tickets": ("/service/tickets", "ticket"),
     "agreements": ("/finance/agreements", "agreement"),
@@ -165,21 +166,29 @@ class ConnectWiseConnector:
     def poll(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
         """Yield pages of events changed since ``cursor`` (minus the lookback).
 
-        The first run (no cursor) starts at ``now - backfill``. Records entered inside the
-        window yield ``*.created`` (plus ``updated``/``closed`` when edited since). Every
-        page but the last carries the starting cursor; the last one carries
-        ``min(newest lastUpdated, run start)``, never less than the starting cursor.
+        Cursors follow the PSA's clock, never the hub's, and move only by timestamps the
+        PSA returned: the first run (no cursor) starts at the newest ``lastUpdated`` the
+        PSA holds (one newest-first row) minus ``backfill``; every page but the last
+        carries the starting cursor, the last one the newest ``lastUpdated`` it read.
+        (The hub's clock once capped it: with the PSA an hour behind, tickets whose
+        callback was lost were never polled.) Records last changed by our API member are
+        left out by the PSA (``_info/updatedBy``), so idle polling after a write-back burst
+        stays at one short call per stream.
         """
         if stream not in _STREAMS:
             raise PermanentError(f"unknown stream {stream!r}", source=self.name)
         path, record_type = _STREAMS[stream]
-        run_start = self._now()
-        start = self._position(cursor) or run_start - self.config.backfill
+        start = self._position(cursor)
+        if start is None:
+            start = self._vendor_now(path) - self.config.backfill
         since = start - self.config.poll_lookback
         conditions = f"lastUpdated>[{format_time(since)}]"
         if record_type == "ticket" and self.config.boards:
             names = ",".join(f'"{b}"' for b in self.config.boards)
             conditions = f"({conditions} and board/name in ({names}))"
+        member = self.api_member
+        if member and '"' not in member:
+            conditions = f'{conditions} and _info/updatedBy != "{member}"'
         params = {"conditions": conditions, "orderBy": "id asc"}
         newest = start
         for rows, more in self.client.iter_pages(path, params, self.config.page_size):
@@ -190,9 +199,17 @@ class ConnectWiseConnector:
                 events.extend(self._row_events(record_type, row, since))
                 with contextlib.suppress(MalformedPayload):  # already logged by _row_events
                     newest = max(newest, updated_at(row))
-            position = start if more else max(start, min(newest, run_start))
+            position = start if more else newest
             yield Page(events, Cursor(version=CURSOR_VERSION, position=format_time(position)))
         log.debug("poll_finished", source=self.name, stream=stream)
+
+    def _vendor_now(self, path: str) -> datetime:
+        """The PSA's "now" as its data tells it: the newest ``lastUpdated`` of the stream."""
+        rows = self.client.get_list(path, {"orderBy": "_info/lastUpdated desc", "pageSize": 1})
+        for row in rows:
+            with contextlib.suppress(MalformedPayload):
+                return updated_at(row)
+        return EPOCH  # an empty PSA: everything that appears later is new
 
     def _row_events(self, record_type: str, row: Record, created_after: datetime) -> list[Event]:
         try:

@@ -147,7 +147,7 @@ def test_transient_5xx_is_retried(
         httpx.Response(200, json=load_fixture("agreements.json")),
     ]
 
-    pages = list(connector.poll("agreements", None))
+    pages = list(connector.poll("agreements", Cursor(position="2024-05-01T11:50:00Z")))
 
     assert len(pages[0].events) == 2
     assert cw_api["agreements"].call_count == 2
@@ -183,7 +183,7 @@ def test_poll_reads_from_cursor_minus_lookback_sorted_by_id(
 
     first = _query(cw_api["tickets"].calls[0].request)
     assert first == {
-        "conditions": "lastUpdated>[2024-05-01T11:48:00Z]",
+        "conditions": 'lastUpdated>[2024-05-01T11:48:00Z] and _info/updatedBy != "msphub-api"',
         "orderBy": "id asc",
         "page": "1",
         "pageSize": "1000",
@@ -212,13 +212,34 @@ def test_cursor_advances_only_on_the_last_page_and_never_back(
     assert ConnectWiseConnector.manifest.streams["tickets"].sorted is False
 
 
-def test_cursor_is_capped_at_the_run_start(cw_api: respx.MockRouter) -> None:
-    """A lastUpdated later than our clock (skew) never moves the cursor past 'now'."""
-    conn = ConnectWiseConnector("cw-test", make_config(), clock=lambda: NOW - timedelta(minutes=5))
+def test_cursor_moves_by_psa_timestamps_whatever_the_hub_clock(
+        cw_api: respx.MockRouter) -> None:
+    """The hub's clock three hours off changes nothing: the cursor is the newest
+    lastUpdated the PSA returned."""
+    conn = ConnectWiseConnector("cw-test", make_config(), clock=lambda: NOW - timedelta(hours=3))
 
     pages = list(conn.poll("tickets", Cursor(position="2024-05-01T11:50:00Z")))
 
-    assert pages[-1].cursor.position == "2024-05-01T11:55:00Z"
+    assert pages[-1].cursor.position == "2024-05-01T11:59:00Z"
+
+
+def test_first_poll_starts_from_the_psa_clock_not_the_hub_s(cw_api: respx.MockRouter) -> None:
+    """The PSA runs an hour behind the hub: the first window starts at the newest
+    lastUpdated the PSA holds (one cheap newest-first row) minus the lookback, so a record
+    the PSA stamped minutes ago by its clock is inside it. (Before, the hub's clock put
+    the window an hour in the PSA's future and every later cursor was capped at it.)"""
+    newest = {"id": 9, "_info": {"lastUpdated": "2024-05-01T11:00:00Z"}}
+    cw_api["agreements"].side_effect = lambda request: httpx.Response(
+        200, json=[newest] if request.url.params.get("pageSize") == "1"
+        else load_fixture("agreements.json"))
+    conn = ConnectWiseConnector("cw-test", make_config(), clock=lambda: NOW)
+
+    pages = list(conn.poll("agreements", None))
+
+    probe, walk = (_query(c.request) for c in cw_api["agreements"].calls)
+    assert probe == {"orderBy": "_info/lastUpdated desc", "pageSize": "1"}
+    assert walk["conditions"].startswith("lastUpdated>[2024-05-01T10:58:00Z]")
+    assert pages[-1].cursor.position == "2024-05-01T11:57:00Z"
 
 
 def test_poll_events_classify_new_updated_closed_and_drop_echoes(
@@ -237,13 +258,14 @@ def test_poll_events_classify_new_updated_closed_and_drop_echoes(
 
 
 def test_first_poll_starts_at_now_minus_backfill(cw_api: respx.MockRouter) -> None:
-    """Without a cursor the window is ``now - backfill - lookback``."""
+    """Without a cursor the window is the PSA's ``now - backfill - lookback``."""
     conn = ConnectWiseConnector("cw-test", make_config(backfill="PT1H"), clock=lambda: NOW)
 
     pages = list(conn.poll("agreements", None))
 
-    assert _query(cw_api["agreements"].calls[0].request)["conditions"] == (
-        "lastUpdated>[2024-05-01T10:58:00Z]"
+    # The newest agreement (501) was last updated at 11:57 by the PSA's clock.
+    assert _query(cw_api["agreements"].calls[1].request)["conditions"] == (
+        'lastUpdated>[2024-05-01T10:55:00Z] and _info/updatedBy != "msphub-api"'
     )
     assert pages[-1].cursor.position == "2024-05-01T11:57:00Z"
     kinds = [e.kind for e in pages[0].events]
@@ -260,6 +282,7 @@ def test_board_filter_is_part_of_the_conditions(cw_api: respx.MockRouter) -> Non
 
     assert _query(cw_api["tickets"].calls[0].request)["conditions"] == (
         '(lastUpdated>[2024-05-01T11:48:00Z] and board/name in ("Service Desk","HR"))'
+        ' and _info/updatedBy != "msphub-api"'
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.base import AuthFailed, WebhookRequest, build_connector, is_thin
-from connectors.connectwise import ConnectWiseConnector
+from connectors.connectwise import ConnectWiseConfig, ConnectWiseConnector
 from connectors.connectwise.sandbox import SandboxServer
 from connectors.connectwise.signing import sign
 from connectors.http import RetryPolicy
@@ -204,7 +205,9 @@ def test_rate_limit_switch_sends_retry_after_and_the_connector_waits(
 
     assert raw.status_code == 429 and raw.headers["Retry-After"] == "3"
     assert raw.json()["code"] == "TooManyRequests"
-    assert sleeps == [3.0]
+    # The first wait is the vendor's; with sleeps patched the source-wide pause is still
+    # running when the next request comes, so it waits out the rest (never more).
+    assert sleeps[0] == 3.0 and all(s <= 3.0 for s in sleeps)
     assert sum(len(p.events) for p in pages) == 3
 
 
@@ -380,3 +383,56 @@ def test_sandbox_traffic_matches_the_legacy_spec(server: SandboxServer) -> None:
     conn.remove_webhooks("http://127.0.0.1:9/hook")
 
     assert checker.problems == []
+
+
+class _RowCounter(httpx.HTTPTransport):
+    """Counts the list calls to ``/service/tickets`` and the rows they returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "GET" and request.url.path.endswith("/service/tickets"):
+            response.read()
+            self.lists.append(len(response.json()))
+        return response
+
+
+def test_a_psa_clock_an_hour_behind_does_not_hide_a_ticket_from_the_poll() -> None:
+    """The PSA's clock runs an hour behind the hub. A ticket whose callback was lost is
+    caught by the next poll: the cursor follows the PSA's clock (before the fix the first
+    cursor was the hub's "now", an hour past every ticket the PSA stamped)."""
+    behind = lambda: datetime.now(UTC) - timedelta(hours=1)  # noqa: E731
+    with SandboxServer(clock=behind) as server:
+        conn = _connector(server)
+        first = list(conn.poll("tickets", None))
+        company = server.sandbox.create_company("Acme Ltd", "ACME")
+        ticket = server.sandbox.create_ticket("Leaver: Jo", company_id=company["id"])
+
+        caught = list(conn.poll("tickets", first[-1].cursor))
+
+    keys = [e.dedupe_key for page in caught for e in page.events]
+    assert f"ticket:{ticket['id']}:created" in keys
+
+
+def test_idle_polling_after_our_notes_stays_one_empty_call(server: SandboxServer) -> None:
+    """After the hub noted every ticket, the next poll asks the PSA to leave out records
+    our API member changed: one list call, no rows (it used to re-list them all)."""
+    company = server.sandbox.create_company("Acme Ltd", "ACME")
+    ids = [server.sandbox.create_ticket(f"Leaver {n}", company_id=company["id"])["id"]
+           for n in range(30)]
+    counter = _RowCounter()
+    config = ConnectWiseConfig.model_validate(server.connector_config(page_size=10))
+    conn = ConnectWiseConnector("cw-sbx", config, transport=counter)
+    cursor = list(conn.poll("tickets", None))[-1].cursor
+    for ticket_id in ids:
+        conn.post_note(SubjectRef(type="ticket", id=str(ticket_id)), "Offboarding started",
+                       key=f"note-{ticket_id}")
+    counter.lists.clear()
+
+    pages = list(conn.poll("tickets", cursor))
+
+    assert counter.lists == [0]
+    assert [e for page in pages for e in page.events] == []
