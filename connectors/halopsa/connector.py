@@ -4,12 +4,15 @@ Tickets are polled with ``lastupdatefromdate=[cursor - lookback]`` ordered by ``
 ascending, in Halo's pages. Ordering by id keeps page offsets stable while tickets
 change during the walk (no ``lastupdatetodate``: a ticket updated mid-walk would leave
 the window and shift the next one off a page boundary), so the stream is unsorted: every
-page but the last carries the starting cursor; the last one carries
-``min(newest last_update, run start)``.
+page but the last carries the starting cursor; the last one carries the newest
+``last_update`` it read. Cursors follow Halo's clock, never the hub's: the first run
+starts at the newest ``last_update`` Halo holds (one newest-first row) minus
+``backfill``, so a hub clock ahead of or behind Halo's never skips a change.
 
 ``ClientContract`` has no date filter: every poll walks the contracts by id. A contract
-with an id above the cursor's (or, on the first run, one modified inside the window) is
-``agreement.created``; an older one modified inside the window is ``agreement.updated``.
+with an id above the cursor's (or, on the first run, one modified inside the window that
+starts at the newest ``last_modified`` Halo holds) is ``agreement.created``; an older one
+modified inside the window is ``agreement.updated``.
 The cursor position is ``<time>|<highest id>`` (fixed width, so it sorts).
 
 Webhooks are hints: each names a ticket, which ``enrich`` reads back
@@ -73,6 +76,7 @@ from hub.core.events import Event, EventKind, SubjectRef
 log = structlog.get_logger()
 
 CURSOR_VERSION = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID_WIDTH = 12
 
 
@@ -170,7 +174,7 @@ class HaloPSAConnector:
     def poll(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
         """Yield pages of events changed since ``cursor`` (minus the lookback).
 
-        The first run (no cursor) starts at ``now - backfill``.
+        The first run (no cursor) starts at Halo's newest change minus ``backfill``.
         """
         if stream == "tickets":
             return self._poll_tickets(cursor)
@@ -183,9 +187,21 @@ class HaloPSAConnector:
             need_types=[r.get("tickettype_id") or 0 for r in rows],
             need_statuses=[r.get("status_id") or 0 for r in rows])
 
+    def _vendor_now(self, path: str, key: str, field: str) -> datetime:
+        """Halo's "now" as its data tells it: the newest ``field`` of the listing."""
+        params = {"order": field, "orderdesc": "true", "pageinate": "true", "page_size": 1,
+                  "page_no": 1}
+        for row in self.client.get_list(path, key, params)[:1]:
+            with contextlib.suppress(MalformedPayload):
+                when = optional_time(row.get(field), field)
+                if when is not None:
+                    return when
+        return EPOCH  # empty (or no timestamps): everything that appears later is new
+
     def _poll_tickets(self, cursor: Cursor | None) -> Iterator[Page]:
-        run_start = self._now()
-        start = self._position(cursor)[0] or run_start - self.config.backfill
+        start = self._position(cursor)[0]
+        if start is None:
+            start = self._vendor_now("/Tickets", "tickets", "last_update") - self.config.backfill
         since = start - self.config.poll_lookback
         params = {"lastupdatefromdate": halo_time(since), "order": "id", "orderdesc": "false"}
         newest = start
@@ -196,8 +212,7 @@ class HaloPSAConnector:
                 events.extend(self._ticket_row(row, since, names))
                 with contextlib.suppress(MalformedPayload):  # logged by _ticket_row
                     newest = max(newest, updated_at(row))
-            position = start if page.more else max(start, min(newest, run_start))
-            yield Page(events, self._cursor(position))
+            yield Page(events, self._cursor(start if page.more else newest))
         log.debug("poll_finished", source=self.name, stream="tickets")
 
     def _ticket_row(self, row: Record, since: datetime, names: Names) -> list[Event]:
@@ -218,8 +233,10 @@ class HaloPSAConnector:
     def _poll_contracts(self, cursor: Cursor | None) -> Iterator[Page]:
         run_start = self._now()
         start, top = self._position(cursor)
-        first_run = cursor is None
-        start = start or run_start - self.config.backfill
+        first_run = start is None
+        if start is None:
+            start = self._vendor_now("/ClientContract", "contracts", "last_modified") \
+                - self.config.backfill
         since = start - self.config.poll_lookback
         newest, highest = start, top
         params = {"order": "id", "orderdesc": "false", "includeinactive": "true"}
@@ -245,7 +262,7 @@ class HaloPSAConnector:
             if page.more:
                 yield Page(events, self._cursor(start, top))
             else:
-                yield Page(events, self._cursor(max(start, min(newest, run_start)), highest))
+                yield Page(events, self._cursor(newest, highest))
         log.debug("poll_finished", source=self.name, stream="contracts")
 
     # -- WebhookReceiver ----------------------------------------------------------------

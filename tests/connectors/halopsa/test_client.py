@@ -25,6 +25,7 @@ from .conftest import NOW, load_fixture, make_config, sent_json
 
 TICKET = SubjectRef(type="ticket", id="4821", source="halo-test")
 SINCE = Cursor(position="2024-05-01T11:58:00.000000Z")
+CONTRACTS_SINCE = Cursor(position="2024-05-01T10:30:00.000000Z|000000000295")
 
 
 def _query(call: respx.models.Call) -> dict[str, str]:
@@ -96,12 +97,31 @@ def test_ticket_poll_yields_created_updated_and_closed_with_names(
         "2024-05-01T11:58:00.000000Z", "2024-05-01T12:00:01.123456Z"]
 
 
-def test_first_poll_starts_at_now_minus_backfill(halo_api: respx.MockRouter) -> None:
-    """No cursor: the window opens ``backfill`` + lookback before the run."""
+def test_first_poll_starts_at_halo_s_newest_change_minus_backfill(
+    halo_api: respx.MockRouter,
+) -> None:
+    """No cursor: one newest-first row gives Halo's "now" (the hub's clock, a day ahead
+    here, never decides); the window opens ``backfill`` + lookback before it."""
+    newest = {"record_count": 3, "tickets": [load_fixture("tickets_page1.json")["tickets"][0]]}
+    halo_api["tickets"].side_effect = [
+        httpx.Response(200, json=newest), httpx.Response(200, json={"tickets": []})]
     with HaloPSAConnector("halo-test", make_config(backfill=timedelta(hours=1)),
-                          clock=lambda: NOW) as connector:
-        list(connector.poll("tickets", None))
-    assert _query(halo_api["tickets"].calls[0])["lastupdatefromdate"] == "2024-05-01T11:08:00"
+                          clock=lambda: NOW + timedelta(days=1)) as connector:
+        pages = list(connector.poll("tickets", None))
+    probe, walk = halo_api["tickets"].calls
+    assert _query(probe) == {"order": "last_update", "orderdesc": "true", "pageinate": "true",
+                             "page_size": "1", "page_no": "1"}
+    assert _query(walk)["lastupdatefromdate"] == "2024-05-01T10:58:01"
+    assert pages[-1].cursor.position == "2024-05-01T11:00:01.123456Z"
+
+
+def test_an_empty_halo_starts_at_the_epoch(halo_api: respx.MockRouter) -> None:
+    """No ticket at all: every ticket that appears later is new."""
+    halo_api["tickets"].side_effect = None
+    halo_api["tickets"].respond(json={"record_count": 0, "tickets": []})
+    with HaloPSAConnector("halo-test", make_config()) as connector:
+        [page] = list(connector.poll("tickets", None))
+    assert page.cursor.position == "1970-01-01T00:00:00.000000Z"
 
 
 def test_page_size_is_capped_at_halo_s_maximum() -> None:
@@ -160,7 +180,7 @@ def test_a_short_429_is_waited_out_and_retried(halo_api: respx.MockRouter) -> No
     ]
     with HaloPSAConnector("halo-test", make_config(page_size=100),
                           retry=RetryPolicy(sleep=waits.append)) as connector:
-        list(connector.poll("contracts", None))
+        list(connector.poll("contracts", CONTRACTS_SINCE))
     assert waits == [2.0] and halo_api["contracts"].call_count == 2
 
 
@@ -170,13 +190,13 @@ def test_a_refused_token_is_refreshed_once(
     """401 from the API: one new token, the request resent once; a second 401 fails."""
     halo_api["contracts"].side_effect = [httpx.Response(401),
                                          httpx.Response(200, json=load_fixture("contracts.json"))]
-    list(connector.poll("contracts", None))
+    list(connector.poll("contracts", CONTRACTS_SINCE))
     assert halo_api["token"].call_count == 2
 
     halo_api["contracts"].side_effect = None
     halo_api["contracts"].respond(401)
     with pytest.raises(AuthFailed):
-        list(connector.poll("contracts", None))
+        list(connector.poll("contracts", CONTRACTS_SINCE))
 
 
 def test_bad_client_credentials_are_auth_failed(halo_api: respx.MockRouter) -> None:
@@ -192,9 +212,7 @@ def test_contract_poll_parameters_and_events(
 ) -> None:
     """ClientContract has no date filter: the walk is by id; a contract above the
     cursor's id is created, older ones changed inside the window are updated."""
-    cursor = Cursor(position="2024-05-01T10:30:00.000000Z|000000000295")
-
-    pages = list(connector.poll("contracts", cursor))
+    pages = list(connector.poll("contracts", CONTRACTS_SINCE))
 
     assert _query(halo_api["contracts"].calls[0]) == {
         "order": "id", "orderdesc": "false", "includeinactive": "true",
@@ -206,6 +224,20 @@ def test_contract_poll_parameters_and_events(
     ]
     assert events[1].data["agreement"]["cancelled"] is True
     assert pages[-1].cursor.position == "2024-05-01T11:59:00.000000Z|000000000301"
+
+
+def test_the_first_contract_poll_reports_only_contracts_in_halo_s_window(
+    connector: HaloPSAConnector, halo_api: respx.MockRouter
+) -> None:
+    """No cursor: Halo's newest ``last_modified`` (11:59) opens the window, so only the
+    contract modified inside it is new; existing ones never launch onboarding."""
+    newest = {"contracts": [load_fixture("contracts.json")["contracts"][0]]}
+    halo_api["contracts"].side_effect = [httpx.Response(200, json=newest),
+                                         httpx.Response(200, json=load_fixture("contracts.json"))]
+
+    pages = list(connector.poll("contracts", None))
+
+    assert [e.dedupe_key for p in pages for e in p.events] == ["agreement:301:created"]
 
 
 def test_post_note_is_an_array_with_the_marker_private_and_no_email(
