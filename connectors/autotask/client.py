@@ -30,6 +30,7 @@ from connectors.base import (
     NotFound,
     PermanentError,
     RequestBudget,
+    TransientError,
 )
 from connectors.http import DEFAULT_RETRY, RetryPolicy, make_client, send
 
@@ -94,6 +95,12 @@ class AutotaskClient:
         except NotFound as exc:
             raise AuthFailed("zone lookup does not know the API user", source=self.source,
                              status=exc.status) from exc
+        except TransientError as exc:
+            if exc.status != 500:
+                raise
+            # Autotask's answer to a user name it does not know (after our retries)
+            raise AuthFailed("zone lookup does not know the API user", source=self.source,
+                             status=500) from exc
         body = self._json(response)
         url = body.get("url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not self.config.zone_allowed(url):
