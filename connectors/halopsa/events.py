@@ -9,7 +9,10 @@ mappings work with ``from: halopsa``:
   ``ticket.custom_fields`` maps each custom field's label *and* name to its value.
 * ``agreement`` is a ``ClientContract`` (``ContractHeader``): ``name`` = ``ref``,
   ``type`` = ``contracttype_name``, ``status`` = ``contract_status``.
-* ``client`` is the Halo client: ``ClientRef(type="client", id=<client_id>)``.
+* ``client`` is the Halo client: ``ClientRef(type="customer", id=<client_id>)``. Halo's
+  API calls the record ``Client``, its UI and scopes "customers"; the hub's link
+  vocabulary (``hub/config/clients.py`` ``OBJECT_TYPES``) has ``customer`` and no
+  ``client``, so links read ``{source: halo, type: customer, id: <client_id>}``.
 
 Dedupe keys follow the change they describe, so a webhook and a poll that see the same
 change collide in the inbox: ``ticket:{id}:created``, ``ticket:{id}:closed:{when}``,
@@ -32,6 +35,7 @@ from connectors.writeback import has_hub_marker
 from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 VENDOR = "halopsa"
+CLIENT_TYPE = "customer"  # see the module docstring
 Record = dict[str, Any]
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -120,7 +124,7 @@ def client_ref(record: Record) -> ClientRef | None:
     cid = _int(record.get("client_id"))
     if not cid:
         return None
-    return ClientRef(type="client", id=str(cid), name=_text(record.get("client_name")))
+    return ClientRef(type=CLIENT_TYPE, id=str(cid), name=_text(record.get("client_name")))
 
 
 def custom_fields(record: Record) -> dict[str, Any]:

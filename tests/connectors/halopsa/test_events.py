@@ -61,7 +61,7 @@ def test_ticket_events_client_subject_and_keys() -> None:
     assert created.kind == EventKind.TICKET_CREATED
     assert created.dedupe_key == "ticket:4821:created"
     assert created.occurred_at == datetime(2024, 5, 1, 11, 59, 2, tzinfo=UTC)
-    assert created.client == ClientRef(type="client", id="12", name="Acme Ltd")
+    assert created.client == ClientRef(type="customer", id="12", name="Acme Ltd")
     assert created.subject == SubjectRef(type="ticket", id="4821", source="halo")
     assert created.vendor == "halopsa" and created.raw == ticket
     assert updated.kind == EventKind.TICKET_UPDATED
