@@ -54,7 +54,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.ctx = ctx
     app.state.runtime = rt
     metrics = ApiMetrics(ctx)
-    metrics.registry.register(SourceGauges(rt.sources))
+    metrics.registry.register(SourceGauges(rt.sources, rt.ctx))
     app.state.metrics = metrics
     install_error_handlers(app)
     # Webhook bodies (if mounted here) may be as large as the settings allow; API bodies

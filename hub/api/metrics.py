@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.core.states import RunStatus, StepStatus
+from hub.services import source_health
 from hub.services.context import HubContext
 from hub.services.sources import Sources
 from hub.store.models import Run, RunStep
@@ -67,19 +68,23 @@ class RunGauges(Collector):
 _BUDGET = ("msphub_connector_budget_remaining", "Requests left in the current window.")
 _PAUSED = ("msphub_connector_paused_seconds",
            "Seconds left of the vendor's Retry-After pause of the source (0: not paused).")
+_REFUSED = ("msphub_connector_auth_failed",
+            "1 while the vendor refuses the source's credentials (its jobs wait), else 0.")
 
 
 class SourceGauges(Collector):
     """Remaining request budget and vendor pause per connector instance (shared by every
     worker)."""
 
-    def __init__(self, sources: Sources) -> None:
+    def __init__(self, sources: Sources, ctx: HubContext | None = None) -> None:
         self._sources = sources
+        self._ctx = ctx
 
     def describe(self) -> list[Metric]:
         """Names only: registering must not call Redis."""
         return [GaugeMetricFamily(*_BUDGET, labels=["source"]),
-                GaugeMetricFamily(*_PAUSED, labels=["source"])]
+                GaugeMetricFamily(*_PAUSED, labels=["source"]),
+                GaugeMetricFamily(*_REFUSED, labels=["source"])]
 
     def collect(self) -> Iterator[Metric]:
         """Read each source's budget and pause now (Redis calls in Redis mode)."""
@@ -97,6 +102,19 @@ class SourceGauges(Collector):
             paused.add_metric([src.name], round(pause, 3))
         yield budget
         yield paused
+        if self._ctx is None:  # no database: no credentials' state to report
+            return
+        try:
+            with self._ctx.sessions() as session:
+                failing = source_health.all_health(session)
+        except SQLAlchemyError as exc:
+            log.warning("metrics_database_unavailable", error=type(exc).__name__)
+            return
+        refused = GaugeMetricFamily(*_REFUSED, labels=["source"])
+        for src in self._sources:
+            state = source_health.from_row(src.name, failing.get(src.name), src.fingerprint)
+            refused.add_metric([src.name], 1 if state.holding else 0)
+        yield refused
 
 
 class ApiMetrics:

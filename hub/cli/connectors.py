@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from connectors.base import ConnectorError, WebhookRegistrar, load_registry
 from hub.cli.app import app, context, fail, hub_errors, out, settings
+from hub.core.states import SourceState
 from hub.runtime.root import configured_sources, redis_client_for
+from hub.services import source_health
 from hub.services.sources import Source, Sources
 from hub.store.models import InboxEvent, SourceCursor
 
@@ -57,10 +59,11 @@ def connectors_status() -> None:
         return
     shared = settings().redis_url is not None
     ctx = context(migrate=True)
-    table = Table("instance", "budget left", "paused", "cursors", "events", "pending", "dead",
-                  "last event")
+    table = Table("instance", "credentials", "budget left", "paused", "cursors", "events",
+                  "pending", "dead", "last event")
     with ctx.sessions() as session:
         for src in sources:
+            state = source_health.health(session, src.name, src.fingerprint)
             cursors = session.execute(select(SourceCursor).where(SourceCursor.source == src.name)
                                       ).scalars().all()
             counts: dict[str, int] = {
@@ -71,7 +74,7 @@ def connectors_status() -> None:
                                    .where(InboxEvent.source == src.name)).scalar_one()
             budget_cell, paused_cell = _budget_cells(src, shared)
             table.add_row(
-                src.name, budget_cell, paused_cell,
+                src.name, _health_cell(state), budget_cell, paused_cell,
                 "; ".join(f"{c.stream}@{c.value.get('position', '?')}" for c in cursors) or "-",
                 str(sum(counts.values())), str(counts.get("pending", 0)),
                 str(counts.get("dead", 0)), f"{last:%Y-%m-%d %H:%M:%S}" if last else "-")
@@ -79,6 +82,36 @@ def connectors_status() -> None:
     if not shared:
         out.print("[dim]no Redis configured: request budgets and pauses live in the running "
                   "hub's memory; see its /metrics (msphub_connector_*)[/]")
+    sources.close()
+
+
+def _health_cell(state: source_health.Health) -> str:
+    if state.state is SourceState.HEALTHY:
+        return "ok"
+    since = f"{state.since:%Y-%m-%d %H:%M}" if state.since else "?"
+    if state.stale:
+        return f"[yellow]refused since {since}; retrying[/]"
+    return f"[red]refused since {since}[/]: {state.reason}"
+
+
+@connectors_app.command("retry")
+def connectors_retry(
+    name: str = typer.Argument(..., help="Instance name from config/connectors.yaml."),
+) -> None:
+    """Let a source whose credentials were refused call the vendor again.
+
+    Its polls and note deliveries hold after the vendor refused the credentials (no
+    request is sent, notes wait). After fixing them, restart the hub (new credentials
+    are tried at once) or run this; the next job's success clears the state.
+    """
+    sources = _sources()
+    if sources.get(name) is None:
+        fail(f"no instance named '{name}' (configured: {', '.join(sources.items) or 'none'})")
+    ctx = context(migrate=True)
+    if source_health.retry(ctx.sessions, name, by="cli"):
+        out.print(f"{name}: the next poll and note delivery will call the vendor again")
+    else:
+        out.print(f"{name}: its credentials are not marked as refused; nothing to retry")
     sources.close()
 
 

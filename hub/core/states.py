@@ -44,3 +44,11 @@ class NoteStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     MERGED = "merged"
+
+
+class SourceState(StrEnum):
+    """A source's health: no row is ``healthy``; ``auth_failed`` once the vendor refused
+    our credentials (its jobs hold until the credentials change or an admin retries)."""
+
+    HEALTHY = "healthy"
+    AUTH_FAILED = "auth_failed"

@@ -11,7 +11,7 @@ from typing import Any
 import dramatiq
 import structlog
 
-from connectors.base import PermanentError, RateLimited
+from connectors.base import AuthFailed, PermanentError, RateLimited
 from hub.errors import MappingError
 from hub.runtime import periodic
 from hub.runtime.broker import DELIVER_NOTE, POLL_SOURCE, PROCESS_EVENT, RUN_PERIODIC
@@ -64,6 +64,8 @@ def declare_actors(broker: dramatiq.Broker,
             writeback.deliver(hub.ctx, hub.sources, note_id)
         except RateLimited as exc:
             raise _retry_later(exc) from exc
+        except AuthFailed:
+            return  # logged once by source health; the note waits, pending, for new keys
 
     def poll_source(source: str, stream: str) -> None:
         """Fetch new pages of one stream and queue the new events."""
@@ -75,6 +77,8 @@ def declare_actors(broker: dramatiq.Broker,
                 new_ids = poll_once(hub.ctx, hub.sources, source, stream)
             except RateLimited as exc:
                 raise _retry_later(exc) from exc
+            except AuthFailed:
+                return  # logged once by source health; polls hold until the keys change
         hub.dispatch.events(new_ids)
 
     def run_periodic(job: str) -> None:

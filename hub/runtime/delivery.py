@@ -15,7 +15,7 @@ from contextvars import ContextVar
 
 import structlog
 
-from connectors.base import ConnectorError, PermanentError
+from connectors.base import AuthFailed, ConnectorError, PermanentError
 from hub.runtime.broker import DELIVER_NOTE
 from hub.runtime.process import Runtime
 from hub.services import writeback
@@ -61,6 +61,8 @@ def deliver_now(rt: Runtime, note_ids: list[int], *, fallback: Queue | None) -> 
     for note_id in note_ids:
         try:
             writeback.deliver(rt.ctx, rt.sources, note_id)
+        except AuthFailed:
+            continue  # not the note's fault: it waits, pending, until the keys work again
         except PermanentError as exc:
             mark_dead(rt.ctx, DELIVER_NOTE, note_id, f"{type(exc).__name__}: {exc}")
         except ConnectorError as exc:

@@ -8,9 +8,11 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import Cursor, Poller
+from connectors.base import AuthFailed, Cursor, Poller
 from connectors.base import NotFound as ConnectorNotFound
 from hub.core.events import Event
+from hub.core.states import SourceState
+from hub.services import source_health
 from hub.services.context import HubContext
 from hub.services.inbox import UnstorableEvent, add_events, check_storable
 from hub.services.sources import Sources
@@ -53,15 +55,26 @@ def poll_once(ctx: HubContext, sources: Sources, source: str, stream: str) -> li
         raise ConnectorNotFound(f"source '{source}' is not configured for polling",
                                 source=source)
     with ctx.sessions() as session:
+        state = source_health.health(session, source, src.fingerprint)
         cursor = load_cursor(session, source, stream)
+    if state.holding:
+        # the vendor refused our credentials: no call until they change or an admin retries
+        log.info("poll_held_auth_failed", source=source, stream=stream)
+        return []
     new_ids: list[int] = []
     pages = 0
-    for page in src.connector.poll(stream, cursor):
-        pages += 1
-        events = [e for e in page.events if _storable(source, e)]
-        with transaction(ctx.sessions) as session:
-            new_ids += add_events(session, events, via="poll", now=ctx.clock())
-            save_cursor(session, source, stream, page.cursor, ctx.clock())
+    try:
+        for page in src.connector.poll(stream, cursor):
+            pages += 1
+            events = [e for e in page.events if _storable(source, e)]
+            with transaction(ctx.sessions) as session:
+                new_ids += add_events(session, events, via="poll", now=ctx.clock())
+                save_cursor(session, source, stream, page.cursor, ctx.clock())
+    except AuthFailed as exc:
+        source_health.auth_failed(ctx.sessions, source, src.fingerprint, str(exc), ctx.clock())
+        raise
+    if state.state is not SourceState.HEALTHY:
+        source_health.succeeded(ctx.sessions, source)
     log.info("poll_finished", source=source, stream=stream, pages=pages, new=len(new_ids))
     return new_ids
 

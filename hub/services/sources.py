@@ -16,6 +16,8 @@ sources:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import ssl
 from collections.abc import Mapping
@@ -102,6 +104,8 @@ class Source:
     spec: SourceSpec
     connector: Connector
     budget: RequestBudget | None = None
+    # sha256 of the vendor and its expanded config: new credentials, new fingerprint
+    fingerprint: str = ""
 
     @property
     def vendor(self) -> str:
@@ -145,6 +149,12 @@ class Sources:
     def close(self) -> None:
         for src in self.items.values():
             src.connector.close()
+
+
+def config_fingerprint(vendor: str, config: Mapping[str, Any]) -> str:
+    """A digest of what the source connects with; it changes when the credentials do."""
+    text = json.dumps({"vendor": vendor, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _ca_transport(doc: YamlDoc, path: Path, bundle: str, loc: Loc) -> httpx.HTTPTransport:
@@ -222,5 +232,6 @@ def load_sources(
             key, msg = exc.problems[0] if exc.problems else ("", str(exc))
             where = (*loc, "config", *key.split("."))
             raise doc.error(msg.removeprefix("Value error, "), where) from exc
-        out[str(name)] = Source(str(name), spec, connector, budget)
+        out[str(name)] = Source(str(name), spec, connector, budget,
+                                fingerprint=config_fingerprint(spec.vendor, config))
     return Sources(out)

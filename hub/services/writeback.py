@@ -15,9 +15,16 @@ import structlog
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import aliased
 
-from connectors.base import ConnectorError, PermanentError, TicketWriter, TransientError
+from connectors.base import (
+    AuthFailed,
+    ConnectorError,
+    PermanentError,
+    TicketWriter,
+    TransientError,
+)
 from hub.core.events import SubjectRef
-from hub.core.states import NoteStatus
+from hub.core.states import NoteStatus, SourceState
+from hub.services import source_health
 from hub.services.context import HubContext
 from hub.services.notes import track_new_notes
 from hub.services.sources import Sources
@@ -32,7 +39,8 @@ PENDING, SENDING, HELD, SENT, DEAD, MERGED = (
 
 @dataclass(frozen=True)
 class Delivery:
-    """Result of one delivery attempt: ``sent``, ``found`` (already there) or ``skipped``."""
+    """Result of one delivery attempt: ``sent``, ``found`` (already there), ``skipped``
+    or ``held`` (the PSA refused our credentials; the note waits)."""
 
     note_id: int
     outcome: str
@@ -67,17 +75,28 @@ def deliver(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
     this = aliased(OutboxNote)
     with ctx.sessions() as session:
         # this note and the earlier unsent notes of its ticket, in one read
-        todo = list(session.execute(
-            select(OutboxNote.id).join(this, this.id == note_id)
+        rows = session.execute(
+            select(OutboxNote.id, OutboxNote.source).join(this, this.id == note_id)
             .where(OutboxNote.source == this.source, OutboxNote.ticket_id == this.ticket_id,
                    OutboxNote.id <= note_id, OutboxNote.status.in_((PENDING, SENDING)))
             .order_by(OutboxNote.id)
-        ).scalars())
-    if not todo or todo[-1] != note_id:
-        return Delivery(note_id, "skipped")
+        ).all()
+        todo = [row[0] for row in rows]
+        if not todo or todo[-1] != note_id:
+            return Delivery(note_id, "skipped")
+        source = sources.get(rows[-1][1])
+        state = source_health.health(session, source.name, source.fingerprint) \
+            if source is not None else None
+    if state is not None and state.holding:
+        # the PSA refused our credentials: the note waits (pending, no attempt spent)
+        log.debug("note_held_auth_failed", note_id=note_id, source=state.source)
+        return Delivery(note_id, "held")
     for earlier_id in todo[:-1]:
         _deliver_one(ctx, sources, earlier_id)
-    return _deliver_one(ctx, sources, note_id)
+    delivery = _deliver_one(ctx, sources, note_id)
+    if state is not None and state.state is not SourceState.HEALTHY:
+        source_health.succeeded(ctx.sessions, state.source)
+    return delivery
 
 
 def _claim(ctx: HubContext, note_id: int) -> OutboxNote | None:
@@ -141,8 +160,13 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
     except ConnectorError as exc:
         uncertain = not isinstance(exc, TransientError) or exc.maybe_applied or \
             remote_id is not None
+        refused = isinstance(exc, AuthFailed)
+        if refused:  # not the note's fault: it waits for the credentials, never dead
+            src = sources.get(note.source)
+            source_health.auth_failed(ctx.sessions, note.source,
+                                      src.fingerprint if src else "", str(exc), ctx.clock())
         _record(ctx, note_id, error=f"{type(exc).__name__}: {exc}",
-                dead=isinstance(exc, PermanentError), uncertain=uncertain)
+                dead=isinstance(exc, PermanentError) and not refused, uncertain=uncertain)
         raise
     _record(ctx, note_id, remote_id=remote_id, sent=True)
     log.info("note_delivered", note_id=note_id, run_id=note.run_id, kind=note.kind,

@@ -310,3 +310,18 @@ class ShareLink(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SourceHealth(Base):
+    """A source the vendor refused our credentials for (``AuthFailed``): its jobs stop
+    calling the vendor until the credentials change (another ``fingerprint``) or an admin
+    retries (the row is deleted). No row: the source is healthy."""
+
+    __tablename__ = "source_health"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the source's config
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,6 +11,7 @@ from markupsafe import escape
 from connectors.connectwise import ConnectWiseConnector
 from connectors.connectwise.config import ConnectWiseConfig
 from hub.core.states import InboxStatus
+from hub.services import source_health
 from hub.services.sources import Source, SourceSpec
 from hub.services.tokens import Role
 from hub.store.db import transaction
@@ -203,5 +204,43 @@ def test_sources_page_shows_budget_pause_cursors_and_outcomes(api: Api) -> None:
         # And it is a manager's page
         _sign_in(api, Role.TECHNICIAN)
         assert api.http.get("/ops/sources").status_code == 403
+    finally:
+        connector.close()
+
+
+def test_sources_page_shows_refused_credentials_and_an_admin_retries(api: Api) -> None:
+    """A source whose keys the vendor refused is shown as refused (since, why); an admin's
+    "Retry now" lets its jobs call the vendor again; a manager sees no button."""
+    # Given a ConnectWise source the vendor refused
+    config = ConnectWiseConfig.model_validate({
+        "site": "na.myconnectwise.net", "company_id": "example", "public_key": "pub",
+        "private_key": "priv", "client_id": "6f0f3c2e-0000-4000-8000-000000000000"})
+    connector = ConnectWiseConnector("cw-prod", config)
+    api.rt.sources.items["cw-prod"] = Source("cw-prod", SourceSpec(vendor="connectwise",
+                                                                   poll={"enabled": False}),
+                                             connector, fingerprint="keys-1")
+    try:
+        source_health.auth_failed(api.ctx.sessions, "cw-prod", "keys-1",
+                                  "401 Unauthorized: bad API keys", START)
+        # When a manager opens the sources page
+        _sign_in(api, Role.MANAGER)
+        page = api.http.get("/ops/sources").text
+        # Then the refusal shows, without a retry button
+        assert "refused" in page and "bad API keys" in page and "polls and notes wait" in page
+        assert "/ops/sources/cw-prod/retry" not in page
+        # When an admin retries
+        _sign_in(api, Role.ADMIN)
+        page = api.http.get("/ops/sources").text
+        response = api.http.post("/ops/sources/cw-prod/retry", data={"csrf": _csrf(page)},
+                                 follow_redirects=False)
+        # Then the jobs may try again, and the page says so
+        assert response.status_code == 303 and response.headers["location"] == "/ops/sources"
+        assert "retrying" in api.http.get("/ops/sources").text
+        with api.ctx.sessions() as session:
+            assert not source_health.health(session, "cw-prod", "keys-1").holding
+        # And once the next job succeeded, a retry is refused with the reason
+        assert source_health.succeeded(api.ctx.sessions, "cw-prod") is True
+        again = api.http.post("/ops/sources/cw-prod/retry", data={"csrf": _csrf(page)})
+        assert again.status_code == 409 and "not marked as refused" in again.text
     finally:
         connector.close()

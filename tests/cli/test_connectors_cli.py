@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from typer.testing import CliRunner
 from connectors.budget import make_budget
 from connectors.connectwise.sandbox import SandboxServer
 from hub.cli.app import app
+from hub.runtime.root import build_context, configured_sources
+from hub.services import source_health
 from hub.settings import get_settings
+from hub.store.migrate import upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,3 +126,32 @@ def test_missing_secret_names_file_and_key(env: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 1
     assert "connectors.yaml:10" in result.output
     assert "CW_TEST_PRIVATE_KEY is not set" in result.output
+
+
+def test_status_shows_refused_credentials_and_retry_lets_the_jobs_try(env: Path) -> None:
+    """A source the vendor refused shows as such (since when, why); `connectors retry`
+    lets its jobs call the vendor again, and says so when there is nothing to retry."""
+    # Given the running hub recorded a 401 for cw-test with its current credentials
+    sources = configured_sources(get_settings())
+    ctx = build_context(get_settings())
+    upgrade(ctx.engine)
+    source_health.auth_failed(ctx.sessions, "cw-test", sources.get("cw-test").fingerprint,
+                              "401 Unauthorized: bad API keys", datetime.now(UTC))
+    sources.close()
+    runner = CliRunner()
+    # When an admin looks at the status
+    status = runner.invoke(app, ["connectors", "status"])
+    # Then the refusal and its reason show
+    assert status.exit_code == 0, status.output
+    row = next(line for line in status.output.splitlines() if "cw-test" in line)
+    assert "refused since" in row and "bad API keys" in status.output
+    # When they retry, the jobs may call the vendor again (shown as retrying)
+    retry = runner.invoke(app, ["connectors", "retry", "cw-test"])
+    assert retry.exit_code == 0 and "will call the vendor again" in retry.output
+    assert "retrying" in runner.invoke(app, ["connectors", "status"]).output
+    # And retrying what is not failing, or an unknown name, says so
+    assert source_health.succeeded(ctx.sessions, "cw-test") is True
+    again = runner.invoke(app, ["connectors", "retry", "cw-test"])
+    assert again.exit_code == 0 and "nothing to retry" in again.output
+    unknown = runner.invoke(app, ["connectors", "retry", "nope"])
+    assert unknown.exit_code == 1 and "no instance named 'nope'" in unknown.output

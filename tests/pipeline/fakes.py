@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from connectors.base import (
+    AuthFailed,
     Capability,
     Manifest,
     NoteRef,
@@ -30,7 +31,7 @@ class FakePSA:
     ``fail_next`` lists failures for the next post_note calls: ``"500"`` raises a
     TransientError after storing the note (the PSA applied it but answered badly),
     ``"timeout"`` stores the note and raises (the answer was lost), ``"down"`` raises
-    without storing.
+    without storing, ``"auth"`` refuses the credentials (AuthFailed, nothing stored).
     """
 
     manifest: ClassVar[Manifest] = Manifest(
@@ -63,6 +64,8 @@ class FakePSA:
             failure = self.fail_next.pop(0) if self.fail_next else None
             if failure == "down":
                 raise TransientError("PSA unavailable", status=503)
+            if failure == "auth":
+                raise AuthFailed("401 from the PSA: bad API keys", status=401)
             note_id = str(next(self._ids))
             self.notes.setdefault(ticket.id, []).append(
                 {"id": note_id, "text": f"{text}\n[msphub:{key}]"})

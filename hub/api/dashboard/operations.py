@@ -33,6 +33,7 @@ from hub.api.events import EventId, shown
 from hub.core.states import InboxStatus
 from hub.errors import NotAllowed, NotFound
 from hub.runtime.process import Runtime
+from hub.services.actions import effects_of
 from hub.services.context import HubContext
 from hub.services.deadletters import list_dead, revive
 from hub.services.inbox import reopen
@@ -77,7 +78,8 @@ def events_page(request: Request, ctx: Hub, status: StatusQuery = None) -> Respo
                  "received_at": r.received_at, "client": r.hub_client or r.client_name
                  or r.client_key, "subject": f"{r.subject_type} {r.subject_id}"
                  if r.subject_id else "", "matched": list((r.result or {}).get("matched", [])),
-                 "error": r.last_error} for r in session.execute(stmt).scalars()]
+                 "effects": effects_of(r.result), "error": r.last_error}
+                for r in session.execute(stmt).scalars()]
     return render("ops_events.html", who=who, now=ctx.clock(), events=rows, chosen=chosen,
                   statuses=[s.value for s in InboxStatus], csrf=csrf_token(request),
                   limit=EVENTS_SHOWN)
@@ -114,7 +116,7 @@ def event_page(event_id: EventId, request: Request, ctx: Hub) -> Response:
     return _event_view(request, ctx, who, event_id)
 
 
-async def _post(request: Request, ctx: HubContext, needed: Role, what: str,
+async def post_form(request: Request, ctx: HubContext, needed: Role, what: str,
                 work: Callable[[dict[str, str], Principal], str],
                 refused: Callable[[Principal, str, int], Response]) -> Response:
     """A form: CSRF, role, then ``work`` (returns where to go next) or the refusal page."""
@@ -145,7 +147,7 @@ async def replay(event_id: EventId, request: Request, ctx: Hub) -> Response:
         _runtime(request).dispatch.event(event_id)
         return f"/ops/events/{event_id}"
 
-    return await _post(request, ctx, Role.ADMIN, "replaying an event", work,
+    return await post_form(request, ctx, Role.ADMIN, "replaying an event", work,
                        lambda who, msg, code: _event_view(request, ctx, who, event_id,
                                                           error=msg, status=code))
 
@@ -183,7 +185,7 @@ async def retry_dead(kind: str, item_id: EventId, request: Request, ctx: Hub) ->
             _runtime(request).dispatch.notes([item_id])
         return "/ops/dead"
 
-    return await _post(request, ctx, Role.ADMIN, "retrying a dead letter", work,
+    return await post_form(request, ctx, Role.ADMIN, "retrying a dead letter", work,
                        lambda who, msg, code: _dead_view(request, ctx, who, error=msg,
                                                          status=code))
 
@@ -232,6 +234,6 @@ async def link_client(request: Request, ctx: Hub) -> Response:
                              name=body.vendor_name, by=who.actor)
         return "/ops/clients"
 
-    return await _post(request, ctx, Role.MANAGER, "linking a vendor record", work,
+    return await post_form(request, ctx, Role.MANAGER, "linking a vendor record", work,
                        lambda who, msg, code: _clients_view(request, ctx, who, error=msg,
                                                             status=code))
