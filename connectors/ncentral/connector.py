@@ -1,0 +1,279 @@
+"""The N-central connector: active issues polled per customer/site and diffed into alerts.
+
+N-central has no push and no "since" filter on active issues. Each run lists customers and
+sites (to place devices and know which org units exist), then the active issues of every
+org unit in scope, and compares them with the set remembered in the cursor
+(:mod:`connectors.ncentral.tracking`): a newly listed occurrence → ``alert.raised`` (on a
+page of its own, carrying the run's *starting* cursor), a remembered one no longer listed
+→ ``alert.resolved`` (on the run's last page, with the new cursor). A run that fails part
+way saves no new set: the next run starts from the old one and the inbox absorbs the
+raisings it repeats. The stream is unsorted: only the last page moves the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import httpx
+import structlog
+
+from connectors.base import (
+    AuthFailed,
+    Capability,
+    Cursor,
+    MalformedPayload,
+    Manifest,
+    NotFound,
+    Page,
+    PermanentError,
+    RequestBudget,
+    StreamSpec,
+)
+from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
+from connectors.ncentral.client import Listing, NcentralClient, Record
+from connectors.ncentral.config import NcentralConfig
+from connectors.ncentral.events import (
+    Placement,
+    customer_record,
+    marker,
+    normalize_issue,
+    org_unit_id,
+    raised_event,
+    resolved_event,
+    site_record,
+    task_id,
+    transition_time,
+)
+from connectors.ncentral.tracking import Known, State, decode, encode, reconcile
+from hub.core.events import Event, EventKind
+
+log = structlog.get_logger()
+
+CURSOR_VERSION = 1
+STREAM = "active_issues"
+
+
+@dataclass(frozen=True)
+class OrgMap:
+    """The org units of one run: customers and sites by id, what to poll, what exists."""
+
+    customers: dict[int, str | None]
+    sites: dict[int, tuple[str | None, int | None]]  # site id → (name, customer id)
+    targets: list[int]
+    existing: set[int] | None
+    server_time: datetime | None
+
+    def placement(self, issue: Record, polled: int) -> Placement:
+        """The issue's customer (and site): from its own ``orgUnitId``, else the polled one."""
+        for unit in (org_unit_id(issue, "orgUnitId"), polled):
+            if unit is None:
+                continue
+            if unit in self.sites:
+                name, parent = self.sites[unit]
+                if parent is not None:
+                    return Placement(parent, self.customers.get(parent), unit, name)
+            if unit in self.customers:
+                return Placement(unit, self.customers[unit])
+        return Placement(polled, None)
+
+
+def _is_customer(record: Record) -> bool:
+    """True for a real customer (service organizations and the system unit have no issues)."""
+    kind = str(record.get("orgUnitType") or "").upper()
+    return not (record.get("isServiceOrg") is True or record.get("isSystem") is True
+                or kind in ("SO", "SYSTEM", "SERVICE_ORGANIZATION"))
+
+
+class NcentralConnector:
+    """N-able N-central (REST API-Service)."""
+
+    manifest: ClassVar[Manifest] = Manifest(
+        vendor="ncentral",
+        display_name="N-able N-central",
+        kind="rmm",
+        capabilities=frozenset({Capability.POLLER}),
+        streams={
+            STREAM: StreamSpec(
+                sorted=False,
+                kinds=frozenset({EventKind.ALERT_RAISED, EventKind.ALERT_RESOLVED}),
+                description="Active issues per customer/site, diffed against the previous "
+                "poll (alert.raised / alert.resolved)",
+            ),
+        },
+        default_poll_interval=timedelta(minutes=5),
+        config_model=NcentralConfig,
+        sandbox="connectors.ncentral.sandbox:SandboxServer",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        config: NcentralConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        budget: RequestBudget | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.budget = budget or MemoryBudget(config.requests_per_minute, 60, source=name)
+        self.client = NcentralClient(config, source=name, transport=transport,
+                                     budget=self.budget, retry=retry)
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+        self.client.close()
+
+    def __enter__(self) -> NcentralConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- Poller -------------------------------------------------------------------------
+
+    def _state(self, cursor: Cursor | None) -> State | None:
+        if cursor is None:
+            return None
+        if cursor.version != CURSOR_VERSION:
+            raise PermanentError(f"unsupported cursor version {cursor.version}", source=self.name)
+        try:
+            return decode(cursor.position)
+        except MalformedPayload as exc:
+            raise PermanentError(f"unreadable cursor ({exc})", source=self.name) from None
+
+    def org_map(self) -> OrgMap:
+        """Customers and sites of this run, the org units to poll and those that exist."""
+        customers = self.client.customers()
+        sites = self.client.sites()
+        by_customer = {cid: (c.get("customerName") if isinstance(c.get("customerName"), str)
+                             else None)
+                       for c in customers.items if _is_customer(c)
+                       and (cid := org_unit_id(c, "customerId", "orgUnitId")) is not None}
+        by_site = {sid: (s.get("siteName") if isinstance(s.get("siteName"), str) else None,
+                         org_unit_id(s, "parentId", "customerId"))
+                   for s in sites.items
+                   if (sid := org_unit_id(s, "siteId", "orgUnitId")) is not None}
+        existing: set[int] | None = None
+        if self.config.org_units is not None:
+            targets = list(self.config.org_units)
+            existing = set(targets)
+        else:
+            scope = self.config.scope
+            targets = ([*by_customer] if scope != "sites" else []) + \
+                      ([*by_site] if scope != "customers" else [])
+            if customers.complete and sites.complete:
+                existing = set(by_customer) | set(by_site)
+        for name, listing in (("customers", customers), ("sites", sites)):
+            if not listing.complete:
+                log.warning("ncentral_listing_incomplete", source=self.name, listing=name,
+                            reason=listing.reason)
+        return OrgMap(by_customer, by_site, targets, existing,
+                      customers.server_time or sites.server_time)
+
+    def _issues(self, org_unit: int) -> Listing | None:
+        """One org unit's active issues; None (logged) when N-central cannot list them."""
+        try:
+            listing = self.client.active_issues(org_unit)
+        except AuthFailed:
+            raise
+        except NotFound:
+            log.warning("ncentral_org_unit_not_found", source=self.name, org_unit=org_unit)
+            return None
+        except PermanentError as exc:
+            log.error("ncentral_active_issues_failed", source=self.name, org_unit=org_unit,
+                      status=exc.status, error=exc.message)
+            return None
+        if not listing.complete:
+            log.warning("ncentral_listing_incomplete", source=self.name,
+                        listing="active-issues", org_unit=org_unit, reason=listing.reason)
+        return listing
+
+    def poll(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
+        """Yield pages of newly raised issues, then one page of resolved ones + the cursor.
+
+        See the module docstring; the first run (no cursor) raises only issues that became
+        active within ``config.backfill`` of N-central's clock and remembers the others.
+        """
+        if stream != STREAM:
+            raise PermanentError(f"unknown stream {stream!r}", source=self.name)
+        previous = self._state(cursor)
+        org = self.org_map()
+        now = org.server_time or self._clock()
+        start = previous or State(stamp=now, seq=0, baselined=False, issues={})
+        start_cursor = cursor or Cursor(version=CURSOR_VERSION, position=encode(start))
+        since = None if start.baselined else now - self.config.backfill
+        seen: dict[int, Known] = {}
+        complete: set[int] = set()
+        for unit in org.targets:
+            listing = self._issues(unit)
+            if listing is None:
+                continue
+            events, readable = self._read(listing.items, unit, org, start, seen, since, now)
+            if listing.complete and readable:
+                complete.add(unit)
+            if events:
+                yield Page(events, start_cursor)
+        outcome = reconcile(start.issues, seen, complete, org.existing)
+        for known in outcome.dropped:
+            log.info("ncentral_issue_forgotten", source=self.name, task=known.task,
+                     org_unit=known.org_unit)
+        resolved = [resolved_event(self.name, k.alert, observed_at=now)
+                    for k in outcome.resolved]
+        final = State(stamp=max(start.stamp, now), seq=start.seq + 1, baselined=True,
+                      issues=outcome.remembered)
+        log.debug("poll_finished", source=self.name, stream=stream, active=len(seen),
+                  resolved=len(resolved), carried=len(outcome.carried))
+        yield Page(resolved, Cursor(version=CURSOR_VERSION, position=encode(final)))
+
+    def _read(self, issues: list[Record], unit: int, org: OrgMap, start: State,
+              seen: dict[int, Known], since: datetime | None, now: datetime
+              ) -> tuple[list[Event], bool]:
+        """Record one org unit's listed issues in ``seen``; the events of new occurrences,
+        and False when a row was unreadable (the listing then proves nothing gone)."""
+        events: list[Event] = []
+        readable = True
+        for issue in issues:
+            try:
+                task = task_id(issue)
+            except MalformedPayload as exc:
+                log.error("poll_record_skipped", source=self.name, org_unit=unit,
+                          error=exc.message)
+                readable = False
+                continue
+            if task in seen:
+                continue  # listed under a customer and its site: one issue
+            if task in start.issues:
+                seen[task] = start.issues[task]
+                continue
+            when = transition_time(issue)
+            # no transition time: the run number stands in, the same on a re-run
+            occurrence = marker(when) if when else f"s{start.seq + 1:010d}"
+            alert = normalize_issue(issue, occurrence=occurrence,
+                                    placement=org.placement(issue, unit),
+                                    raised_at=when or now, overrides=self.config.categories,
+                                    priorities=dict(self.config.priorities))
+            seen[task] = Known(task, unit, alert)
+            if since is not None and when is not None and when < since:
+                continue  # first run: active since before the backfill, remembered only
+            events.append(raised_event(self.name, alert, issue))
+        return events, readable
+
+    # -- directory helpers --------------------------------------------------------------
+
+    def customers(self) -> list[Record]:
+        """Every customer as a directory record (link type ``customer``)."""
+        return [customer_record(c) for c in self.client.customers().items if _is_customer(c)]
+
+    def sites(self) -> list[Record]:
+        """Every site with its customer (events name the customer, never the site)."""
+        return [site_record(s) for s in self.client.sites().items]
+
+    def devices(self, org_unit_id: int | None = None) -> list[Record]:
+        """Devices of the user's view or of one customer/site, as N-central returns them."""
+        return list(self.client.devices(org_unit_id).items)
