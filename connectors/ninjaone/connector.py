@@ -1,17 +1,9 @@
 """The NinjaOne connector: the activity stream, header-secret webhooks re-read from the API,
 organizations, devices, active alerts and backup / antivirus / patch status.
 
-Polling (stream ``activities``): ``/v2/activities`` lists newest first, so a page that
-comes back full (``pageSize`` items) is *truncated*: activities between the cursor and
-that page's lowest id are still unseen. The connector walks down with
-``olderThan=<lowest id seen>`` (and ``newerThan=<cursor - id_lookback>``) until a short
-page, and only then moves the cursor to the highest id of the walk. What it read is
-emitted oldest first in chunks; each chunk's cursor is the highest id below which
-everything has been read, so every page's cursor is safe to save (the stream is sorted).
-A walk longer than ``max_pages`` ends the poll with a *resume* cursor
-(``<low>~<top>~<progress>``): the next poll continues below the lowest id read, and the
-cursor reaches ``top`` once the gap is closed. The first poll reads back ``backfill``
-from NinjaOne's clock.
+Polling (stream ``activities``): ``stream.py`` walks ``/v2/activities`` down to the cursor
+and never moves it past a truncated page; each page's cursor is safe to save (sorted).
+Each activity's client is its device's organization (``devices.py``).
 
 Webhooks: NinjaOne signs nothing. The webhook is registered through the API
 (``PUT /v2/webhook``) with a custom header carrying ``webhook_secret``; ``verify``
@@ -25,9 +17,7 @@ API before any rule runs. An id the API does not have although its newest id is 
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -39,7 +29,6 @@ from connectors.base import (
     Cursor,
     MalformedPayload,
     Manifest,
-    NotFound,
     Page,
     PermanentError,
     RequestBudget,
@@ -53,58 +42,23 @@ from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
 from connectors.ninjaone import status
 from connectors.ninjaone.client import NinjaOneClient, Record
 from connectors.ninjaone.config import NinjaOneConfig
+from connectors.ninjaone.devices import DeviceCache
 from connectors.ninjaone.events import (
     activity_event,
-    activity_id,
     alert_record,
     organization_record,
     outcome,
-    parse_seconds,
     parse_webhook,
     webhook_event,
 )
 from connectors.ninjaone.filters import device_filter
+from connectors.ninjaone.stream import CURSOR_VERSION, ActivityStream, Position
 from connectors.oauth import TokenStore
 from hub.core.events import Event, EventKind
 
 log = structlog.get_logger()
 
-CURSOR_VERSION = 1
 STREAM = "activities"
-_MAX_ID = 10**19  # ids are int64: 19 digits, so positions are fixed-width 20 digits
-_DEVICE_TTL = 3600.0
-_DEVICE_CACHE = 10_000
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where the activity stream stands: everything ``<= low`` was read; while a walk is
-    unfinished, also everything in ``[below, top]``."""
-
-    low: int
-    top: int | None = None
-    below: int | None = None
-
-    def encode(self) -> str:
-        """Fixed-width text that sorts in stream order (a resume sorts after its ``low``
-        and before any later ``low``; its progress grows as ``below`` falls)."""
-        if self.top is None or self.below is None:
-            return f"{self.low:020d}"
-        return f"{self.low:020d}~{self.top:020d}~{_MAX_ID - self.below:020d}"
-
-    @classmethod
-    def decode(cls, text: str) -> Position:
-        """Raises ValueError for text :meth:`encode` did not write."""
-        parts = text.split("~")
-        if len(parts) == 1 and parts[0].isdigit():
-            return cls(int(parts[0]))
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
-            low, top, progress = (int(p) for p in parts)
-            below = _MAX_ID - progress
-            if not low < below <= top:
-                raise ValueError("inconsistent resume position")
-            return cls(low, top, below)
-        raise ValueError("not an activity position")
 
 
 class NinjaOneConnector:
@@ -147,8 +101,10 @@ class NinjaOneConnector:
         self.budget = budget or MemoryBudget(config.requests_per_minute, 60, source=name)
         self.client = NinjaOneClient(config, source=name, transport=transport,
                                      budget=self.budget, retry=retry, token_store=token_store)
-        self._devices: dict[int, tuple[float, Record | None]] = {}
-        self._df = device_filter(organizations=config.organizations)
+        self._devices = DeviceCache(self.client)
+        self._stream = ActivityStream(self.client, config, self._events,
+                                      df=device_filter(organizations=config.organizations),
+                                      clock=self._clock, source=name)
 
     def close(self) -> None:
         """Release HTTP connections."""
@@ -160,32 +116,17 @@ class NinjaOneConnector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- devices (the activity's organization) --------------------------------------------
-
-    def _device(self, device_id: object, *, fresh: bool = False) -> Record | None:
-        """The API's record of a device (cached an hour; None when it is gone)."""
-        if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 1:
-            return None
-        now = time.monotonic()
-        cached = self._devices.get(device_id)
-        if cached is not None and not fresh and now - cached[0] < _DEVICE_TTL:
-            return cached[1]
-        try:
-            record: Record | None = self.client.device(device_id)
-        except NotFound:
-            record = None
-        if len(self._devices) >= _DEVICE_CACHE:
-            self._devices.clear()
-        self._devices[device_id] = (now, record)
-        return record
+    # -- Poller ---------------------------------------------------------------------------
 
     def _events(self, activities: list[Record]) -> list[Event]:
+        """Events of the activities the hub acts on, each with its device's organization."""
+        relevant = [a for a in activities if outcome(a) is not None]
+        self._devices.prefetch(a.get("deviceId") for a in relevant)
         events = []
-        for activity in activities:
-            if outcome(activity) is None:
-                continue  # not a fact the hub acts on: no device lookup either
+        for activity in relevant:
             try:
-                event = activity_event(self.name, activity, self._device(activity.get("deviceId")))
+                event = activity_event(self.name, activity,
+                                       self._devices.get(activity.get("deviceId")))
             except MalformedPayload as exc:
                 log.error("poll_record_skipped", source=self.name, id=activity.get("id"),
                           error=exc.message)
@@ -193,8 +134,6 @@ class NinjaOneConnector:
             if event is not None:
                 events.append(event)
         return events
-
-    # -- Poller ---------------------------------------------------------------------------
 
     def _position(self, cursor: Cursor | None) -> Position | None:
         if cursor is None:
@@ -206,90 +145,12 @@ class NinjaOneConnector:
         except ValueError as exc:
             raise PermanentError(f"unreadable cursor ({exc})", source=self.name) from None
 
-    def _chunks(self, records: list[Record], cursor_of: Callable[[int, bool], Position]
-                ) -> Iterator[Page]:
-        """Records oldest first in pages of ``page_size``; ``cursor_of(highest id, last)``."""
-        ordered = sorted({activity_id(r): r for r in records}.values(), key=activity_id)
-        size = self.config.page_size
-        chunks = [ordered[i:i + size] for i in range(0, len(ordered), size)] or [[]]
-        for index, chunk in enumerate(chunks):
-            highest = activity_id(chunk[-1]) if chunk else 0
-            yield Page(self._events(chunk), Cursor(
-                version=CURSOR_VERSION,
-                position=cursor_of(highest, index == len(chunks) - 1).encode()))
-
     def poll(self, stream: str, cursor: Cursor | None) -> Iterator[Page]:
-        """Yield pages of activity events after ``cursor`` (see the module docstring)."""
+        """Yield pages of activity events after ``cursor`` (walk: ``stream.py``)."""
         if stream != STREAM:
             raise PermanentError(f"unknown stream {stream!r}", source=self.name)
-        start = self._position(cursor)
-        if start is None:
-            yield from self._first_run()
-        else:
-            yield from self._walk(start)
+        yield from self._stream.pages(self._position(cursor))
         log.debug("poll_finished", source=self.name, stream=stream)
-
-    def _first_run(self) -> Iterator[Page]:
-        """Read back ``backfill`` on NinjaOne's clock; the cursor ends at the newest id."""
-        older_than: int | None = None
-        top, floor_time = 0, None
-        kept: list[Record] = []
-        for _ in range(self.config.max_pages):
-            page = self.client.activities(older_than=older_than, df=self._df)
-            if floor_time is None:
-                floor_time = (page.server_time or self._clock()) - self.config.backfill
-                top = max([activity_id(a) for a in page.items] + [page.last_activity_id or 0])
-            fresh = [a for a in page.items if self._after(a, floor_time)]
-            kept += fresh
-            if len(page.items) < self.config.page_size or len(fresh) < len(page.items):
-                break
-            older_than = min(activity_id(a) for a in page.items)
-        else:
-            log.warning("poll_backfill_truncated", source=self.name, pages=self.config.max_pages)
-
-        def cursor_of(highest: int, last: bool) -> Position:
-            return Position(top if last else highest)
-
-        yield from self._chunks(kept, cursor_of)
-
-    def _after(self, activity: Record, floor: datetime) -> bool:
-        try:
-            return parse_seconds(activity.get("activityTime"), "activityTime") >= floor
-        except MalformedPayload:
-            return True  # kept; _events logs and skips it
-
-    def _walk(self, start: Position) -> Iterator[Page]:
-        """Read every activity above the cursor, down to it (see the module docstring)."""
-        floor = max(0, start.low - self.config.id_lookback)
-        older_than, top = start.below, start.top
-        read: list[Record] = []
-        complete = False
-        for _ in range(self.config.max_pages):
-            page = self.client.activities(newer_than=floor, older_than=older_than, df=self._df)
-            ids = [activity_id(a) for a in page.items]
-            if top is None:
-                top = max([*ids, start.low])
-            read += page.items
-            if len(ids) < self.config.page_size:
-                complete = True
-                break
-            older_than = min(ids)  # truncated: what lies between is still unseen
-        top = start.low if top is None else top  # (the loop runs at least once)
-        if complete:
-            def settled(highest: int, last: bool) -> Position:
-                if last:
-                    return Position(max(top, start.low))
-                return Position(highest) if highest > start.low else start
-
-            yield from self._chunks(read, settled)
-            return
-        below = older_than if older_than is not None else top
-        log.info("poll_walk_resumes", source=self.name, low=start.low, top=top, below=below)
-
-        def resume(highest: int, last: bool) -> Position:
-            return Position(start.low, top, below) if last else start
-
-        yield from self._chunks(read, resume)
 
     # -- WebhookReceiver ------------------------------------------------------------------
 
@@ -342,7 +203,7 @@ class NinjaOneConnector:
                                  source=self.name)
         try:
             full = activity_event(self.name, record,
-                                  self._device(record.get("deviceId"), fresh=True))
+                                  self._devices.get(record.get("deviceId"), fresh=True))
         except MalformedPayload as exc:
             raise PermanentError(f"unreadable activity from the API ({exc})",
                                  source=self.name) from None

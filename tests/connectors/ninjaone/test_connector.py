@@ -19,7 +19,7 @@ from connectors.base import (
 )
 from connectors.http import RetryPolicy
 from connectors.ninjaone import NinjaOneConnector
-from connectors.ninjaone.connector import Position
+from connectors.ninjaone.stream import Position
 from hub.core.events import EventKind
 
 from .conftest import HEADER, NOW, SECRET, fixture_bytes, load_fixture, make_config
@@ -138,7 +138,8 @@ def test_the_first_poll_reads_back_the_backfill_on_ninjaones_clock(
 def test_polled_events_name_the_devices_organization(
     ninja_api: respx.MockRouter, connector: NinjaOneConnector
 ) -> None:
-    """The activity carries only deviceId: the device (read once) gives the organization."""
+    """The activity carries only deviceId: its device, looked up in one batch with a
+    device filter, gives the organization."""
     pages = list(connector.poll("activities", Cursor(position=Position(177200).encode())))
 
     events = [e for p in pages for e in p.events]
@@ -147,7 +148,8 @@ def test_polled_events_name_the_devices_organization(
         (EventKind.ALERT_RESOLVED, "activity:177215"),
         (EventKind.ALERT_RESOLVED, "activity:177230")]
     assert {e.client.id for e in events if e.client} == {"2"}
-    assert ninja_api["device"].call_count == 1
+    assert [c.request.url.params["df"] for c in ninja_api["devices"].calls] == ["id = 7"]
+    assert ninja_api["device"].call_count == 0
 
 
 @pytest.mark.parametrize("text", ["", "abc", "1~2", "0001~0005~x", "5~4~9999999999999999998"])
