@@ -26,7 +26,6 @@ from hub.core.events import SubjectRef
 
 log = structlog.get_logger()
 
-RECENT_ACTIONS = 50  # how far back find_note looks (newest first)
 DESC_LENGTH = 250  # room for an attachment's description (Halo's limit is not documented)
 
 
@@ -88,10 +87,14 @@ class HaloPSAWriter:
         return NoteRef(ticket=ticket, id=_record_id(action, "action", self.name))
 
     def find_note(self, ticket: SubjectRef, key: str) -> NoteRef | None:
-        """Look for ``key``'s marker in the ticket's recent actions."""
+        """Look for ``key``'s marker in the ticket's actions.
+
+        Every (non-system) action is read: Halo does not document the order ``count``
+        cuts in, and a marker missed on a busy ticket would post the note twice.
+        """
         tid = self._ticket_id(ticket)
         actions = self.client.get_list("/Actions", "actions", {
-            "ticket_id": tid, "count": RECENT_ACTIONS, "excludesys": "true"})
+            "ticket_id": tid, "excludesys": "true"})
         found = find_marked(actions, key, ("note", "note_html"))
         return None if found is None else NoteRef(
             ticket=ticket, id=_record_id(found, "action", self.name))

@@ -276,12 +276,13 @@ def test_a_note_post_that_failed_after_sending_is_not_retried(
 def test_find_note_reads_recent_actions_and_matches_the_marker(
     connector: HaloPSAConnector, halo_api: respx.MockRouter
 ) -> None:
-    """GET /Actions?ticket_id=&count=&excludesys=true; the marker finds the action."""
+    """GET /Actions?ticket_id=&excludesys=true (every action: the order ``count`` cuts
+    in is undocumented); the marker finds the action."""
     found = connector.find_note(TICKET, "0b9e6c1a")
 
     assert found is not None and found.id == "90012"
     assert _query(halo_api["actions"].calls[0]) == {
-        "ticket_id": "4821", "count": "50", "excludesys": "true"}
+        "ticket_id": "4821", "excludesys": "true"}
     assert connector.find_note(TICKET, "ffff") is None
 
 
