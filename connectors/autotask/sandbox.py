@@ -119,12 +119,19 @@ class AutotaskSandbox:
         self.thread_refusals = 0
         self._uploads: deque[tuple[float, int]] = deque()
         self._sequence = 0
+        self._notes_fail_after_apply = 0
 
     # -- switches and observations ---------------------------------------------------------
 
     def fail_next(self, count: int, *, status: int = 429, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status`` (+ ``Retry-After``)."""
         self.faults.fail_next(count, status=status, retry_after=retry_after)
+
+    def fail_next_notes_after_apply(self, count: int = 1) -> None:
+        """Store the next ``count`` ticket notes, then answer 500 instead of the itemId
+        (the kit's write switch would hit the POSTed queries first)."""
+        with self._lock:
+            self._notes_fail_after_apply = count
 
     def move_zone(self) -> str:
         """Move the tenant to another zone; the old one answers 401 from now on."""
@@ -333,7 +340,13 @@ class AutotaskSandbox:
                 return _errors(500, "noteType or publish is not a valid picklist value")
             if len(str(body["description"])) > 32_000:
                 return _errors(500, "description is longer than 32000 characters")
-            return JSONResponse({"itemId": self.store.add_note(ticket_id, body, by=api)["id"]})
+            note = self.store.add_note(ticket_id, body, by=api)
+            with self._lock:
+                lost = self._notes_fail_after_apply > 0
+                self._notes_fail_after_apply -= 1 if lost else 0
+            if lost:
+                return _errors(500, "forced by the sandbox after storing the note")
+            return JSONResponse({"itemId": note["id"]})
         if child == "attachments":
             try:
                 size = len(base64.b64decode(str(body.get("data") or ""), validate=True))
