@@ -39,7 +39,8 @@ def rmm() -> Iterator[SandboxServer]:
         yield server
 
 
-def _with_ninja(hub: Hub, rmm: SandboxServer) -> dict[str, object]:
+def _with_ninja(hub: Hub, rmm: SandboxServer, *,
+                poll: dict[str, object] | None = None) -> dict[str, object]:
     """Add a ``ninjaone`` source to the hub's connectors.yaml (secrets from ${ENV});
     returns the same config with the real secrets (to register the webhook)."""
     path = hub.root / "config" / "connectors.yaml"
@@ -47,7 +48,7 @@ def _with_ninja(hub: Hub, rmm: SandboxServer) -> dict[str, object]:
     real = rmm.connector_config(requests_per_minute=600, webhook_secret=SECRET)
     raw = {**real, "client_secret": "${NINJA_CLIENT_SECRET}",
            "webhook_secret": "${NINJA_WEBHOOK_SECRET}"}
-    config["sources"][SOURCE] = {"vendor": "ninjaone", "poll": {"enabled": False},
+    config["sources"][SOURCE] = {"vendor": "ninjaone", "poll": poll or {"enabled": False},
                                  "config": raw}
     path.write_text(json.dumps(config, indent=2))
     hub.env.update(NINJA_CLIENT_SECRET=rmm.sandbox.client_secret, NINJA_WEBHOOK_SECRET=SECRET)
@@ -142,3 +143,42 @@ def test_a_ninjaone_backup_job_ticks_acme_s_maintenance_and_a_forged_one_does_no
     # Then the inbox recognises it: no second event, no second note
     assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
     assert sum(job["seriesUid"] in n["text"] for n in psa.notes(ticket)) == 1
+
+
+def test_a_lost_webhook_is_caught_by_the_activity_poll(
+        psa: Psa, rmm: SandboxServer, make_hub: Callable[..., Hub]) -> None:
+    """The poll is the safety net: NinjaOne drops the webhook of a completed backup job;
+    the activity stream (every 2 s) finds it and the step is ticked once."""
+    # Given acme's organization, a hub polling the activity stream, the webhook registered
+    store = rmm.sandbox.store
+    org = store.create_organization("Acme Ltd")
+    device = store.create_device(org["id"], "ACME-FS01")
+    hub = make_hub(links={"acme": [(SOURCE, "organization", str(org["id"]))]})
+    real = _with_ninja(hub, rmm, poll={"enabled": True, "interval": "2s"})
+    hub.serve()
+    hub.register_callbacks()
+    ninja = build_connector("ninjaone", SOURCE, real)
+    try:
+        ninja.register_webhooks(f"{hub.url}/webhooks/{SOURCE}")  # type: ignore[attr-defined]
+    finally:
+        ninja.close()
+    client = psa.new_client()
+    ticket = int(psa.cw.create_ticket("Monthly maintenance", company_id=client["company"],
+                                      type="Maintenance")["id"])
+    psa.wait_for_notes([ticket], 1, timeout=30, detail=hub.detail)
+    [run_id] = [r[0] for r in hub.rows("SELECT id FROM runs")]
+
+    # When NinjaOne loses the webhook of a completed backup job
+    rmm.sandbox.faults.drop_webhooks(next=1)
+    job = store.backup_job(device["id"])
+
+    # Then the poll picks the activity up and verify-backups is ticked with it
+    wait_until(lambda: _step(hub, run_id)[0] == "done", timeout=60,
+               what="verify-backups ticked by the poll", detail=hub.detail)
+    assert job["seriesUid"] in (_step(hub, run_id)[1] or "")
+    assert hub.rows("SELECT via, status, hub_client FROM inbox_events WHERE source = :s "
+                    "AND dedupe_key = :k", s=SOURCE, k=f"activity:{job['id']}") == [
+        ("poll", "done", "acme")]
+    assert rmm.sandbox.faults.dropped == 1
+    wait_until(lambda: any(job["seriesUid"] in n["text"] for n in psa.notes(ticket)),
+               timeout=30, what="the step note on the ConnectWise ticket", detail=hub.detail)
