@@ -299,7 +299,10 @@ class HaloPSAConnector:
             if is_echo(item, self.api_agent_id):
                 log.debug("webhook_echo_dropped", source=self.name, ticket=item.ticket_id)
                 continue
-            if item.ticket is not None and not team_allowed(item.ticket, self.config.teams):
+            # a partial ticket object without its team is decided after the read-back
+            ticket = item.ticket
+            if ticket is not None and "team" in ticket and not team_allowed(
+                    ticket, self.config.teams):
                 continue
             events.append(webhook_event(self.name, item, received_at=received, digest=digest))
         return events

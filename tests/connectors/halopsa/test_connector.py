@@ -64,6 +64,8 @@ def test_team_filter_applies_to_webhooks(connector: HaloPSAConnector) -> None:
     """teams: [HR] → a Service Desk ticket's webhook is dropped at once."""
     with HaloPSAConnector("halo", make_config(teams=["HR"])) as filtered:
         assert filtered.parse(_request()) == []
+        # a ticket object without its team is decided after the read-back
+        assert len(filtered.parse(WebhookRequest(headers={}, body=b'{"ticket": {"id": 5}}'))) == 1
 
 
 def test_enrich_reads_the_ticket_back(halo_api: respx.MockRouter) -> None:

@@ -8,6 +8,7 @@ import respx
 
 from connectors.base import Cursor, WebhookRequest
 from connectors.halopsa import HaloPSAConnector
+from connectors.halopsa.sandbox import SandboxServer
 from hub.core.events import SubjectRef
 
 from .conftest import API, NOW, fixture_bytes, make_config
@@ -73,3 +74,42 @@ def test_the_checker_catches_departures(method: str, url: str, body: bytes | Non
                                 headers={"Authorization": "Bearer t"}))
 
     assert any(problem in p for p in checker.problems), checker.problems
+
+
+class _Recording(httpx.BaseTransport):
+    """A real HTTP transport that keeps every request it sent."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        return self.inner.handle_request(request)
+
+
+def test_requests_to_the_sandbox_match_the_openapi_document_too() -> None:
+    """The same operations against the sandbox over real HTTP: what the sandbox accepts
+    is what the spec describes (first polls with Halo's-clock probes included)."""
+    checker = SpecChecker(load_spec())
+    recording = _Recording()
+    with SandboxServer() as server:
+        server.seed("tickets", 3)
+        server.seed("contracts", 3)
+        store = server.sandbox.store
+        ticket = store.create_ticket("Leaver", client_id=next(iter(store.clients)),
+                                     ticket_type="Leaver", notify=False)
+        subject = SubjectRef(type="ticket", id=str(ticket["id"]))
+        with HaloPSAConnector("halo-sbx", make_config(**server.connector_config()),
+                              transport=recording) as connector:
+            list(connector.poll("tickets", None))
+            list(connector.poll("contracts", None))
+            connector.post_note(subject, "Step done.", key="k1")
+            assert connector.find_note(subject, "k1") is not None
+            connector.attach(subject, "evidence.txt", b"evidence", title="Evidence", key="k2")
+            connector.set_status(subject, "Completed")
+    for request in recording.requests:
+        checker.check(request)
+    assert checker.problems == []
+    assert ("POST", "/auth/token") in checker.checked and len(checker.checked) >= 9
