@@ -7,9 +7,11 @@ import json
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from hub.cli.app import app, context, fail, hub_errors, out, runtime
 from hub.core.states import InboxStatus
+from hub.services.actions import NO_RUN_TO_TICK, effects_of
 from hub.services.inbox import recent, reopen
 from hub.services.pipeline import process_event
 from hub.store.db import transaction
@@ -19,6 +21,23 @@ events_app = typer.Typer(help="Inbox events: list, show and retry.", no_args_is_
 app.add_typer(events_app, name="events")
 
 STATUSES = ", ".join(s.value for s in InboxStatus)
+
+
+SCAN = 500  # rows read per query when filtering by effect
+SCAN_MAX = 20_000  # newest rows searched for an effect before giving up
+
+
+def _with_effect(session: Session, effect: str, *, limit: int, **filters: str | None
+                 ) -> list[InboxEvent]:
+    """The newest events with an action of this effect (results are JSON, so filtered here;
+    at most ``SCAN_MAX`` rows are read)."""
+    found: list[InboxEvent] = []
+    for offset in range(0, SCAN_MAX, SCAN):
+        rows = recent(session, limit=SCAN, offset=offset, **filters)
+        found += [r for r in rows if effect in effects_of(r.result)]
+        if len(found) >= limit or len(rows) < SCAN:
+            break
+    return found[:limit]
 
 
 def _first_error(row: InboxEvent) -> str:
@@ -32,24 +51,33 @@ def events_list(
     failed: bool = typer.Option(False, "--failed", help="Same as --status failed."),
     source: str = typer.Option(None, help="Connector instance name."),
     client: str = typer.Option(None, help="Hub client key."),
+    effect: str = typer.Option(None, help="Only events with an action of this effect, e.g. "
+                               "no_run_to_tick (an alert for a client with no run to tick), "
+                               "ticked, launched, error."),
     limit: int = typer.Option(50, min=1, max=1000),
 ) -> None:
-    """Recent inbox events, newest first, with the first error of each."""
+    """Recent inbox events, newest first, with what their actions did and the first error."""
     wanted = "failed" if failed else status
     if wanted and wanted not in {s.value for s in InboxStatus}:
         fail(f"status must be one of {STATUSES}")
     ctx = context(migrate=True)
     with ctx.sessions() as session:
-        rows = recent(session, status=wanted, source=source, client=client, limit=limit)
+        if effect:
+            rows = _with_effect(session, effect, limit=limit, status=wanted, source=source,
+                                client=client)
+        else:
+            rows = recent(session, status=wanted, source=source, client=client, limit=limit)
     if not rows:
-        out.print("no events" + (f" with status {wanted}" if wanted else ""))
+        out.print("no events" + (f" with status {wanted}" if wanted else "")
+                  + (f" with effect {effect}" if effect else ""))
         return
-    table = Table("id", "received", "source", "kind", "client", "status", "rules", "error")
+    table = Table("id", "received", "source", "kind", "client", "status", "rules", "effect",
+                  "error")
     for row in rows:
         table.add_row(str(row.id), f"{row.received_at:%Y-%m-%d %H:%M}", escape(row.source),
                       row.kind, escape(row.hub_client or row.client_key or ""), row.status,
                       escape(", ".join((row.result or {}).get("matched", []))),
-                      escape(_first_error(row)[:120]))
+                      escape(", ".join(effects_of(row.result))), escape(_first_error(row)[:120]))
     out.print(table)
 
 
@@ -72,6 +100,8 @@ def events_show(event_id: int = typer.Argument(...)) -> None:
         out.print(f"matched: {escape(', '.join(result.get('matched', [])) or '-')}")
         for action in result.get("actions", []):
             out.print(f"  action {escape(json.dumps(action, default=str))}", highlight=False)
+            if isinstance(action, dict) and action.get("effect") == NO_RUN_TO_TICK:
+                out.print(f"  [yellow]no run to tick[/]: {escape(str(action.get('reason')))}")
         for error in result.get("errors", []):
             out.print(f"  [red]error[/] rule '{escape(str(error.get('rule_id')))}': "
                       f"{escape(str(error.get('error')))}")

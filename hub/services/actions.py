@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,6 +33,39 @@ def _client(rules: RuleSet, event: Event, action: Launch | Tick | Comment | Canc
     raise HubError("the event names no client, and the rule gives none")
 
 
+NO_RUN_TO_TICK = "no_run_to_tick"
+
+
+def effects_of(result: Mapping[str, Any] | None) -> list[str]:
+    """The distinct effects of a stored event result's actions, in order (``launched``,
+    ``ticked``, ``no_run_to_tick``, ``error`` …): what the CLI and dashboard list."""
+    seen: list[str] = []
+    for action in (result or {}).get("actions") or []:
+        effect = str(action.get("effect") or "") if isinstance(action, Mapping) else ""
+        if effect and effect not in seen:
+            seen.append(effect)
+    return seen
+
+
+def no_run_to_tick(ctx: HubContext, session: Session, client: str,
+                   action: Tick) -> dict[str, Any]:
+    """The effect of a tick that found nothing to tick: an alert for a client with no
+    active run of these playbooks, or none whose playbook has the step.
+
+    Not an error (the event ends ``done``: the alert was understood), but never an empty
+    "ticked": it names the client, step and playbooks, and the active runs that lack the
+    step, so ``msphub events list --effect no_run_to_tick`` and the dashboard show it.
+    """
+    lacking = ctx.runs.active_runs(session, client, action.playbooks)
+    return {"effect": NO_RUN_TO_TICK, "client": client, "step": action.step,
+            "playbooks": list(action.playbooks),
+            "active_runs_without_step": [r.id for r in lacking],
+            "reason": (f"active run(s) of {', '.join(sorted({r.playbook_id for r in lacking}))}"
+                       f" have no step '{action.step}'" if lacking else
+                       f"client '{client}' has no active run of "
+                       f"{', '.join(action.playbooks) or 'any playbook'}")}
+
+
 def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event,
                  action: Action, event_id: int) -> dict[str, Any]:
     """Apply one action; returns a JSON-ready description of the effect."""
@@ -56,6 +90,8 @@ def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event
         results = ctx.runs.tick(session, client=client, playbooks=action.playbooks,
                                 step_id=action.step, by=by, evidence=action.evidence,
                                 event_id=event_id)
+        if not results:
+            return no_run_to_tick(ctx, session, client, action)
         return {"effect": "ticked",
                 "runs": [{"run_id": r.run_id, "outcome": r.outcome} for r in results]}
     runs = ctx.runs.active_runs(session, client, action.playbooks or None)
