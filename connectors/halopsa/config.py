@@ -91,8 +91,8 @@ class HaloPSAConfig(BaseModel):
         timedelta(0), description="How far back the very first poll reads (beyond the lookback)"
     )
     created_window: timedelta = Field(
-        timedelta(hours=1), description="A ticket first seen through a webhook is reported "
-        "as created when Halo created it at most this long before the webhook came"
+        timedelta(hours=1), description="A ticket read back for a webhook is reported as "
+        "created when Halo logged it at most this long before its latest change"
     )
     timeout_seconds: float = Field(30.0, gt=0)
 

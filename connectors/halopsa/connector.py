@@ -318,15 +318,17 @@ class HaloPSAConnector:
     def enrich(self, event: Event) -> list[Event]:
         """Read the ticket a thin webhook event names (one GET); others pass through.
 
-        Returns no events when the ticket is gone or outside the configured teams.
+        The ticket is ``created`` when Halo logged it at most ``created_window`` before its
+        latest change. Returns no events when it is gone or outside the configured teams.
         """
         if not is_thin(event) or event.subject is None:
             return [event]
         record = self._ticket(check_id(event.subject.id, "ticket id"))
         if record is None or not team_allowed(record, self.config.teams):
             return []
+        # "recent" on Halo's clock (its own timestamps), never the hub's
         logged = created_at(record)
-        is_new = logged is not None and logged >= event.occurred_at - self.config.created_window
+        is_new = logged is not None and updated_at(record) - logged <= self.config.created_window
         return ticket_events(self.name, record, is_new=is_new, names=self._names([record]),
                              policy=self.policy)
 

@@ -12,7 +12,7 @@ from connectors.base import WebhookRejected, WebhookRequest, is_thin
 from connectors.halopsa import HaloPSAConnector
 from hub.core.events import EventKind
 
-from .conftest import NOW, SECRET, fixture_bytes, make_config
+from .conftest import NOW, SECRET, fixture_bytes, load_fixture, make_config
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
@@ -82,10 +82,15 @@ def test_enrich_reads_the_ticket_back(halo_api: respx.MockRouter) -> None:
 def test_enrich_of_an_old_ticket_is_an_update_and_a_gone_one_nothing(
     halo_api: respx.MockRouter,
 ) -> None:
-    """Created more than created_window before the webhook → updated only; 404 → []."""
+    """Logged more than created_window before its latest change (Halo's clock; the hub's,
+    two days off here, plays no part) → updated only; 404 → []."""
     later = datetime(2024, 5, 3, 9, 0, tzinfo=UTC)
+    old = {**load_fixture("ticket_4821.json"), "last_update": "2024-05-01T13:30:00"}
     with HaloPSAConnector("halo", make_config(), clock=lambda: later) as connector:
         [thin] = connector.parse(_request())
+        assert [e.kind for e in connector.enrich(thin)] == [EventKind.TICKET_CREATED,
+                                                            EventKind.TICKET_UPDATED]
+        halo_api["ticket"].respond(json=old)
         assert [e.kind for e in connector.enrich(thin)] == [EventKind.TICKET_UPDATED]
         halo_api["ticket"].respond(404)
         assert connector.enrich(thin) == []
