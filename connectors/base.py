@@ -312,6 +312,34 @@ class TicketLinker(Protocol):
         """The ticket's address in the PSA's web UI, or None when it cannot be built."""
 
 
+@dataclass(frozen=True)
+class Linkable:
+    """A vendor record an admin links to a hub client (an RMM site or organization, a PSA
+    company), with the hints the vendor gives about which client it is.
+
+    ``psa_company_id`` / ``psa_company_name``: the PSA company an RMM's own PSA
+    integration maps this record to (Datto's ``autotaskCompanyId``), and ``psa_vendor``
+    the vendor of that PSA (``autotask``), so the hub compares the id only with links to
+    sources of that vendor.
+    """
+
+    type: str  # ClientRef.type of its events: site | organization | customer | company …
+    id: str
+    name: str | None = None
+    psa_vendor: str | None = None
+    psa_company_id: str | None = None
+    psa_company_name: str | None = None
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """Optional: lists the records events name as their ``client``, for link suggestions
+    (``msphub clients suggest``) and drift checks (``msphub clients check``)."""
+
+    def linkables(self) -> list[Linkable]:
+        """Every record of the account that could be linked to a hub client (I/O)."""
+
+
 @runtime_checkable
 class WebhookRegistrar(Protocol):
     """Registers our callback URL with the vendor."""

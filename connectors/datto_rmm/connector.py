@@ -28,6 +28,7 @@ import structlog
 from connectors.base import (
     Capability,
     Cursor,
+    Linkable,
     MalformedPayload,
     Manifest,
     NotFound,
@@ -247,6 +248,20 @@ class DattoRMMConnector:
     def sites(self) -> list[Record]:
         """Every site as a directory record (uid, name, PSA company hint, device count)."""
         return [site_record(site) for site in self.client.sites()]
+
+    def linkables(self) -> list[Linkable]:
+        """Every site, for link suggestions; a site integrated with Autotask PSA carries
+        that company's id and name (``autotaskCompanyId``/``Name``) as hints."""
+        found: list[Linkable] = []
+        for site in self.sites():
+            if not site.get("id"):
+                continue  # a site without a uid cannot be linked (no event names it)
+            found.append(Linkable(
+                type="site", id=str(site["id"]), name=site.get("name"),
+                psa_vendor="autotask" if site.get("psa_company_id") else None,
+                psa_company_id=site.get("psa_company_id"),
+                psa_company_name=site.get("psa_company_name")))
+        return found
 
     def devices(self, site_uid: str | None = None) -> list[Record]:
         """Devices of the account or of one site, as Datto returns them."""

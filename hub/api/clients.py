@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from hub.api.auth import Hub, Manager, Viewer
+from hub.api.auth import Hub, Manager, Viewer, Wired
 from hub.api.errors import ApiError
 from hub.api.schemas import Required, StrictBody, Text
 from hub.config.clients import KEY, OBJECT_TYPES
+from hub.core.linking import THRESHOLD
 from hub.errors import NotFound
+from hub.services.linking import check, report_dict, suggestions, suggestions_dict
 from hub.store.db import transaction
 from hub.store.models import Client
 
@@ -99,6 +101,98 @@ def unlinked(ctx: Hub, _who: Viewer) -> list[dict[str, Any]]:
         return [{"source": v.source, "type": v.type, "vendor_id": v.id, "vendor_name": v.name,
                  "events": v.events, "last_seen": v.last_seen}
                 for v in ctx.clients.unlinked(session)]
+
+
+class CandidateOut(BaseModel):
+    """Another client the record may be."""
+
+    client: str
+    client_name: str | None
+    confidence: float
+    reasons: list[str]
+
+
+class SuggestionOut(BaseModel):
+    """The proposed client for one unlinked vendor record (nothing is linked)."""
+
+    source: str
+    type: str
+    vendor_id: str
+    vendor_name: str | None
+    psa_vendor: str | None
+    psa_company_id: str | None
+    psa_company_name: str | None
+    verdict: str = Field(description="suggested | ambiguous | weak | none")
+    confidence: float
+    client: str | None
+    client_name: str | None
+    reasons: list[str]
+    alternatives: list[CandidateOut]
+    provisional_client: str | None = Field(
+        description="The provisional client the record is linked to now, if any.")
+    link_command: str | None
+
+
+class SourceErrorOut(BaseModel):
+    """A source that could not be listed."""
+
+    source: str
+    error: str
+
+
+class SuggestionsOut(BaseModel):
+    """Link proposals for the unlinked records of every source that lists its records."""
+
+    threshold: float
+    already_linked: int
+    sources: list[str]
+    errors: list[SourceErrorOut]
+    proposals: list[SuggestionOut]
+
+
+class DriftOut(BaseModel):
+    """A stored link the vendor now shows renamed, deleted or moved."""
+
+    kind: str = Field(description="renamed | deleted | moved")
+    client: str
+    source: str
+    type: str
+    vendor_id: str
+    linked_name: str | None
+    now_name: str | None
+    now_client: str | None
+    detail: str
+
+
+class DriftReportOut(BaseModel):
+    """Stored links compared with what the sources list now."""
+
+    checked: int
+    unchecked_sources: list[str]
+    sources: list[str]
+    errors: list[SourceErrorOut]
+    drift: list[DriftOut]
+
+
+SourceQuery = Annotated[str | None, Query(max_length=100, description="Only this source.")]
+
+
+@router.get("/suggestions", response_model=SuggestionsOut)
+def link_suggestions(
+        ctx: Hub, rt: Wired, _who: Manager, source: SourceQuery = None,
+        min_confidence: Annotated[float, Query(ge=0, le=1)] = THRESHOLD) -> dict[str, Any]:
+    """Proposed clients for unlinked RMM sites/organizations (reads each vendor now;
+    links nothing: accept one with ``POST /api/clients/{key}/links``)."""
+    with ctx.sessions() as session:
+        return suggestions_dict(suggestions(session, ctx.clients, rt.sources, only=source,
+                                            threshold=min_confidence))
+
+
+@router.get("/drift", response_model=DriftReportOut)
+def link_drift(ctx: Hub, rt: Wired, _who: Manager, source: SourceQuery = None) -> dict[str, Any]:
+    """Links whose vendor record is now renamed, deleted or moved (reads each vendor now)."""
+    with ctx.sessions() as session:
+        return report_dict(check(session, ctx.clients, rt.sources, only=source))
 
 
 @router.get("/{key}", response_model=ClientOut)

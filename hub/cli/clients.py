@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hub.cli.app import app, context, fail, hub_errors, out
+from hub.cli.app import app, context, err, fail, hub_errors, out, settings
 from hub.config.clients import OBJECT_TYPES
+from hub.core.linking import THRESHOLD, Proposal, Verdict
 from hub.errors import HubError
+from hub.runtime.root import configured_sources, redis_client_for
+from hub.services.linking import (
+    Listing,
+    check,
+    link_command,
+    report_dict,
+    suggestions,
+    suggestions_dict,
+)
+from hub.services.sources import Sources
 from hub.store.db import transaction
 
 clients_app = typer.Typer(help="Hub clients and their links to PSA companies and RMM sites.",
@@ -146,3 +159,125 @@ def clients_sync() -> None:
     """Apply config/clients.yaml now (the hub also does this when it starts)."""
     context(migrate=True)  # migrating applies the file
     out.print("config/clients.yaml applied")
+
+
+def _sources() -> Sources:
+    s = settings()
+    with hub_errors():
+        return configured_sources(s, redis_client_for(s.redis_url))
+
+
+def _print_errors(listings: list[Listing]) -> None:
+    for x in listings:
+        if x.error:
+            err.print(f"[yellow]warning:[/] {escape(x.source)} could not be listed: "
+                      f"{escape(x.error)}")
+
+
+def _candidates(p: Proposal) -> str:
+    if p.best is None:
+        return "[dim]-[/]"
+    cells = [f"{escape(p.best.client)} {p.best.confidence:.2f}"]
+    cells += [f"[dim]or {escape(c.client)} {c.confidence:.2f}[/]" for c in p.alternatives]
+    return "\n".join(cells)
+
+
+@clients_app.command("suggest")
+def clients_suggest(
+    source: str = typer.Option(None, help="Only this source (connector instance name)."),
+    min_confidence: float = typer.Option(THRESHOLD, "--min-confidence", min=0.0, max=1.0,
+                                         help="Confidence a proposal needs to be suggested."),
+    show_all: bool = typer.Option(False, "--all", help="Also list records matching no client."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Propose hub clients for unlinked RMM sites/organizations (links nothing).
+
+    Each source that can list its records (Datto RMM sites, …) is read now. A proposal
+    is by name similarity (legal forms such as Ltd/Inc/GmbH, punctuation and "&" ignored)
+    and by the vendor's hints (a Datto site's Autotask company linked to a client). Accept
+    one with the `msphub clients link …` line it prints. Exit 1 when a source failed.
+    """
+    sources = _sources()
+    ctx = context(migrate=True)
+    try:
+        with hub_errors(), ctx.sessions() as session:
+            report = suggestions(session, ctx.clients, sources, only=source,
+                                 threshold=min_confidence)
+    finally:
+        sources.close()
+    failed = any(x.error for x in report.listings)
+    if as_json:
+        typer.echo(json.dumps(suggestions_dict(report), indent=2))
+        raise typer.Exit(1 if failed else 0)
+    _print_errors(report.listings)
+    if not report.listings:
+        out.print("no configured source can list its records (config/connectors.yaml)")
+        raise typer.Exit(1 if failed else 0)
+    shown = [p for p in report.proposals if show_all or p.verdict is not Verdict.NONE]
+    unmatched = sum(1 for p in report.proposals if p.verdict is Verdict.NONE)
+    if shown:
+        table = Table("source", "record", "verdict", "client (confidence)", "why")
+        for p in shown:
+            r = p.record
+            note = report.provisional.get((r.source, r.type, r.id))
+            record = f"{escape(r.name or '-')}\n[dim]{escape(r.type)} {escape(r.id)}[/]"
+            if note:
+                record += f"\n[dim]now provisional client {escape(note)}[/]"
+            table.add_row(escape(r.source), record, _VERDICT_STYLE[p.verdict].format(p.verdict),
+                          _candidates(p), escape("; ".join(p.best.reasons) if p.best else ""))
+        out.print(table)
+    linked = f"; {report.already_linked} already linked" if report.already_linked else ""
+    out.print(f"{len(report.proposals)} unlinked record(s){linked}; "
+              f"{sum(p.verdict is Verdict.SUGGESTED for p in report.proposals)} suggested at "
+              f"confidence ≥ {report.threshold:.2f}"
+              + (f"; {unmatched} match no client" + ("" if show_all else " (--all lists them)")
+                 if unmatched else ""))
+    commands = [link_command(p) for p in report.proposals if p.verdict is Verdict.SUGGESTED]
+    if commands:
+        out.print("accept a suggestion with:")
+        for command in commands:
+            out.print(f"  {escape(command or '')}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+_VERDICT_STYLE = {Verdict.SUGGESTED: "[green]{}[/]", Verdict.AMBIGUOUS: "[yellow]{}[/]",
+                  Verdict.WEAK: "[dim]{}[/]", Verdict.NONE: "[dim]{}[/]"}
+
+
+@clients_app.command("check")
+def clients_check(
+    source: str = typer.Option(None, help="Only this source (connector instance name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Report links the vendor now shows differently: renamed, deleted or moved.
+
+    Renamed: the record's name differs from the one recorded at link time. Deleted: the
+    vendor no longer lists it. Moved: its PSA hint (a Datto site's Autotask company) is
+    now linked to another client. Changes nothing. Exit 1 when there is drift or a source
+    could not be read.
+    """
+    sources = _sources()
+    ctx = context(migrate=True)
+    try:
+        with hub_errors(), ctx.sessions() as session:
+            report = check(session, ctx.clients, sources, only=source)
+    finally:
+        sources.close()
+    failed = any(x.error for x in report.listings)
+    code = 1 if failed or report.drift else 0
+    if as_json:
+        typer.echo(json.dumps(report_dict(report), indent=2))
+        raise typer.Exit(code)
+    _print_errors(report.listings)
+    if report.drift:
+        table = Table("client", "source", "type", "vendor id", "drift", "detail")
+        for d in report.drift:
+            table.add_row(escape(d.client), escape(d.link.source), escape(d.link.type),
+                          escape(d.link.id), f"[yellow]{d.kind}[/]", escape(d.detail))
+        out.print(table)
+    else:
+        out.print(f"{report.checked} link(s) checked: no drift")
+    if report.unchecked_sources:
+        out.print(f"[dim]not checked (source not configured, failed or cannot list "
+                  f"records): {escape(', '.join(report.unchecked_sources))}[/]")
+    raise typer.Exit(code)
