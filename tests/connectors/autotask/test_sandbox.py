@@ -142,3 +142,19 @@ def test_the_zone_lookup_refuses_an_unknown_user_and_paging_needs_the_same_body(
     assert same.status_code == 200 and len(same.json()["items"]) == 1
     assert same.json()["items"][0]["id"] > first["items"][0]["id"]
     assert other.status_code == 400
+
+
+def test_a_tenant_moved_to_another_zone_is_followed(server: SandboxServer) -> None:
+    """After a zone move the old zone answers 401; the connector looks the zone up again
+    and carries on there (one extra lookup, no error)."""
+    server.seed("tickets", 2)
+    connector = _connector(server)
+    assert sum(len(p.events) for p in connector.poll("tickets", None)) == 2
+
+    server.sandbox.move_zone()
+    pages = list(connector.poll("tickets", None))
+
+    assert sum(len(p.events) for p in pages) == 2
+    assert connector.client.zone_lookups == 2
+    assert connector.client.api_root.startswith(server.sandbox.zone_url().rstrip("/"))
+    connector.close()
