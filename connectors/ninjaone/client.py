@@ -156,15 +156,16 @@ class NinjaOneClient:
 
     def activities(self, *, newer_than: int | None = None, older_than: int | None = None,
                    page_size: int | None = None, df: str | None = None,
-                   series_uid: str | None = None) -> ActivitiesPage:
-        """One page of activities (newest first) with ids in ``(newer_than, older_than)``.
+                   series_uid: str | None = None, any_class: bool = False) -> ActivitiesPage:
+        """One page of activities (newest first) with ids in ``(newer_than, older_than)``;
+        of the configured ``activity_class`` unless ``any_class``.
 
         Raises:
             PermanentError: the answer is not ``{lastActivityId, activities: [...]}``, or
                 holds an activity outside the requested bounds.
         """
         params: dict[str, Any] = {"pageSize": page_size or self.config.page_size}
-        if self.config.activity_class != "ALL":
+        if self.config.activity_class != "ALL" and not any_class:
             params["class"] = self.config.activity_class
         if newer_than is not None:
             params["newerThan"] = newer_than
@@ -189,7 +190,7 @@ class NinjaOneClient:
     def activity(self, activity_id: int) -> tuple[Record | None, int | None]:
         """The activity with this id (or None) and the account's newest activity id."""
         page = self.activities(newer_than=activity_id - 1, older_than=activity_id + 1,
-                               page_size=10)
+                               page_size=10, any_class=True)
         found = next((a for a in page.items if a.get("id") == activity_id), None)
         return found, page.last_activity_id
 

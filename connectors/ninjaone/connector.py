@@ -48,11 +48,10 @@ from connectors.ninjaone.events import (
     alert_record,
     organization_record,
     outcome,
-    parse_webhook,
-    webhook_event,
 )
 from connectors.ninjaone.filters import device_filter
 from connectors.ninjaone.stream import CURSOR_VERSION, ActivityStream, Position
+from connectors.ninjaone.webhooks import parse_webhook, webhook_event
 from connectors.oauth import TokenStore
 from hub.core.events import Event, EventKind
 
@@ -177,8 +176,8 @@ class NinjaOneConnector:
     def enrich(self, event: Event) -> list[Event]:
         """Re-read a webhook's activity and its device from the API; others pass through.
 
-        Returns no events when the API has no such activity (forged or mistyped) or the
-        activity is not one the hub acts on.
+        Returns no events when the API has no such activity (forged or mistyped), the
+        activity is not one the hub acts on, or its device is outside ``organizations``.
 
         Raises:
             TransientError: the id is beyond the API's newest activity (it may lag).
@@ -201,9 +200,14 @@ class NinjaOneConnector:
         if claimed is not None and record.get("seriesUid") != claimed:
             raise PermanentError("the webhook names another alert series than the API",
                                  source=self.name)
+        device = self._devices.get(record.get("deviceId"), fresh=True)
+        wanted = self.config.organizations
+        if wanted and (device is None or device.get("organizationId") not in wanted):
+            log.info("webhook_activity_outside_organizations", source=self.name,
+                     activity=ident)
+            return []  # not one of the organizations this source watches
         try:
-            full = activity_event(self.name, record,
-                                  self._devices.get(record.get("deviceId"), fresh=True))
+            full = activity_event(self.name, record, device)
         except MalformedPayload as exc:
             raise PermanentError(f"unreadable activity from the API ({exc})",
                                  source=self.name) from None

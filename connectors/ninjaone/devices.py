@@ -8,6 +8,7 @@ poll looks its unknown devices up in batches with one device filter
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -34,14 +35,17 @@ class DeviceCache:
         self._client = client
         self._clock = clock
         self._entries: dict[int, tuple[float, Record | None]] = {}
+        self._guard = threading.Lock()  # a poll and an enrichment may share the connector
 
     def _store(self, device_id: int, record: Record | None) -> None:
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[device_id] = (self._clock(), record)
+        with self._guard:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[device_id] = (self._clock(), record)
 
     def _cached(self, device_id: int) -> tuple[bool, Record | None]:
-        entry = self._entries.get(device_id)
+        with self._guard:
+            entry = self._entries.get(device_id)
         if entry is None or self._clock() - entry[0] >= TTL:
             return False, None
         return True, entry[1]

@@ -14,6 +14,7 @@ from NinjaOne's clock (the ``Date`` header) and ends at the newest id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ log = structlog.get_logger()
 
 CURSOR_VERSION = 1
 _MAX_ID = 10**19  # ids are int64: 19 digits, so positions are fixed-width 20 digits
+_DIGITS = re.compile(r"[0-9]{1,20}")  # ASCII only (str.isdigit also accepts '²')
 # Turns read activities (oldest first) into events: (activities) -> events.
 ToEvents = Callable[[list[Record]], list[Event]]
 
@@ -54,9 +56,11 @@ class Position:
     def decode(cls, text: str) -> Position:
         """Raises ValueError for text :meth:`encode` did not write."""
         parts = text.split("~")
-        if len(parts) == 1 and parts[0].isdigit():
+        if not all(_DIGITS.fullmatch(p) for p in parts):
+            raise ValueError("not an activity position")
+        if len(parts) == 1:
             return cls(int(parts[0]))
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
+        if len(parts) == 3:
             low, top, progress = (int(p) for p in parts)
             below = _MAX_ID - progress
             if not low < below <= top:

@@ -152,7 +152,8 @@ def test_polled_events_name_the_devices_organization(
     assert ninja_api["device"].call_count == 0
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1~2", "0001~0005~x", "5~4~9999999999999999998"])
+@pytest.mark.parametrize("text", ["", "abc", "1~2", "0001~0005~x", "5~4~9999999999999999998",
+                                  "12\u00b2", "-5", "1 "])
 def test_unreadable_cursors_are_permanent_errors(text: str, connector: NinjaOneConnector) -> None:
     """A cursor this connector did not write is refused, never guessed at."""
     with pytest.raises(PermanentError):
@@ -205,7 +206,8 @@ def _enriched(connector: NinjaOneConnector, body: dict[str, Any]) -> list[Any]:
 
 def _api_has(api: respx.MockRouter, activities: list[dict[str, Any]], newest: int) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        lo, hi = int(request.url.params["newerThan"]), int(request.url.params["olderThan"])
+        q = request.url.params
+        lo, hi = int(q.get("newerThan", "0")), int(q.get("olderThan", str(10**18)))
         rows = [a for a in activities if lo < a["id"] < hi]
         return httpx.Response(200, json={"lastActivityId": newest, "activities": rows})
     api["activities"].mock(side_effect=handler)
@@ -298,3 +300,30 @@ def test_directory_and_status_helpers(
     assert patches[0].status == "FAILED" and patches[0].kb_number == "KB5053603"
     assert ninja_api["patch_installs"].calls[0].request.url.params["status"] == "FAILED"
     assert load_fixture("organizations.json")[0]["name"] == orgs[0]["name"]
+
+
+def test_enrich_drops_an_activity_outside_the_watched_organizations(
+    ninja_api: respx.MockRouter
+) -> None:
+    """With organizations: [5], a real activity on a device of org 2 is not ours."""
+    connector = _connector(organizations=[5])
+    [real] = backups(range(177240, 177241))
+    _api_has(ninja_api, [real], newest=177300)
+
+    assert _enriched(connector, real) == []
+
+
+def test_the_single_activity_lookup_ignores_the_class_filter(
+    ninja_api: respx.MockRouter
+) -> None:
+    """activity_class narrows the poll; the webhook's re-read must still find its activity."""
+    connector = _connector(activity_class="DEVICE")
+    [real] = backups(range(177240, 177241))
+    _api_has(ninja_api, [real], newest=177300)
+
+    [event] = _enriched(connector, real)
+    list(connector.poll("activities", Cursor(position=Position(177239).encode())))
+
+    lookup, poll = (c.request.url.params for c in ninja_api["activities"].calls)
+    assert "class" not in lookup and poll["class"] == "DEVICE"
+    assert event.dedupe_key == "activity:177240"

@@ -16,10 +16,9 @@ from connectors.ninjaone.events import (
     organization_record,
     outcome,
     parse_seconds,
-    parse_webhook,
     priority,
-    webhook_event,
 )
+from connectors.ninjaone.webhooks import parse_webhook, webhook_event
 from hub.core.events import ClientRef, EventKind, SubjectRef
 
 from .conftest import fixture_bytes, load_fixture

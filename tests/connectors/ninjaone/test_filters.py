@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from connectors.ninjaone.filters import device_filter
-from connectors.ninjaone.sandbox import FilterError, device_matcher
+from connectors.ninjaone.sandbox_query import FilterError, device_matcher
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
