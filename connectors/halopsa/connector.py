@@ -37,6 +37,7 @@ import structlog
 from connectors.base import (
     Capability,
     Cursor,
+    Linkable,
     MalformedPayload,
     Manifest,
     NoteRef,
@@ -52,6 +53,7 @@ from connectors.base import (
 from connectors.halopsa.client import HaloPSAClient, Record, check_id
 from connectors.halopsa.config import HaloPSAConfig
 from connectors.halopsa.events import (
+    CLIENT_TYPE,
     Names,
     Policy,
     contract_events,
@@ -331,6 +333,21 @@ class HaloPSAConnector:
         is_new = logged is not None and updated_at(record) - logged <= self.config.created_window
         return ticket_events(self.name, record, is_new=is_new, names=self._names([record]),
                              policy=self.policy)
+
+    # -- Directory --------------------------------------------------------------------
+
+    def linkables(self) -> list[Linkable]:
+        """Every active Halo client, for link suggestions (``msphub clients suggest``)."""
+        found: list[Linkable] = []
+        params = {"order": "id", "orderdesc": "false"}
+        for page in self.client.iter_pages("/Client", "clients", params):
+            for row in page.items:
+                rid = row.get("id")
+                if isinstance(rid, int) and not isinstance(rid, bool) and rid > 0:
+                    name = row.get("name")
+                    found.append(Linkable(type=CLIENT_TYPE, id=str(rid),
+                                          name=name if isinstance(name, str) else None))
+        return found
 
     # -- TicketWriter (see writer.py) ---------------------------------------------------
 

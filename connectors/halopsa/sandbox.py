@@ -291,6 +291,8 @@ class HaloPSASandbox:
             Route("/api/Attachment", self._api(self._add_attachments), methods=["POST"]),
             Route("/api/ClientContract", self._api(
                 lambda r: self._listing(r, "contracts", self.store.contract_list()))),
+            Route("/api/Client", self._api(
+                lambda r: self._listing(r, "clients", self.store.client_list()))),
             Route("/api/Status", self._api(self._statuses)),
             Route("/api/TicketType", self._api(self._ticket_types)),
             *control_routes(self.faults, stats=self.stats),

@@ -267,6 +267,11 @@ class SandboxStore:
                     return bytes(a["_data"])
         raise KeyError(attachment_id)
 
+    def client_list(self) -> list[Record]:
+        """Every active client."""
+        with self.lock:
+            return [dict(c) for c in self.clients.values() if not c["inactive"]]
+
     def contract_list(self) -> list[Record]:
         """Every contract."""
         with self.lock:

@@ -64,6 +64,7 @@ def halo_api() -> Iterator[respx.MockRouter]:
         api.get(f"{API}/Tickets/4821", name="ticket").respond(
             json=load_fixture("ticket_4821.json"))
         api.get(f"{API}/TicketType", name="types").respond(json=load_fixture("tickettypes.json"))
+        api.get(f"{API}/Client", name="clients").respond(json=load_fixture("clients.json"))
         api.get(f"{API}/Status", name="statuses").respond(json=load_fixture("statuses.json"))
         api.get(f"{API}/ClientContract", name="contracts").respond(
             json=load_fixture("contracts.json"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import respx
 
-from connectors.base import WebhookRejected, WebhookRequest, is_thin
+from connectors.base import Directory, Linkable, WebhookRejected, WebhookRequest, is_thin
 from connectors.halopsa import HaloPSAConnector
 from hub.core.events import EventKind
 
@@ -102,3 +102,18 @@ def test_ticket_url_points_at_the_agent_ui(connector: HaloPSAConnector) -> None:
     """The dashboard links the ticket in Halo."""
     assert connector.ticket_url("4821") == "https://acme.halopsa.com/ticket?id=4821"
     assert connector.ticket_url("x") is None
+
+
+def test_halo_clients_are_listed_for_link_suggestions(
+    connector: HaloPSAConnector, halo_api: respx.MockRouter
+) -> None:
+    """Directory: every client as a ``customer`` record (the type its events name)."""
+    assert isinstance(connector, Directory)
+
+    found = connector.linkables()
+
+    assert found == [Linkable(type="customer", id="12", name="Acme Ltd"),
+                     Linkable(type="customer", id="15", name="Globex")]
+    assert dict(halo_api["clients"].calls[0].request.url.params) == {
+        "order": "id", "orderdesc": "false", "pageinate": "true", "page_size": "2",
+        "page_no": "1"}

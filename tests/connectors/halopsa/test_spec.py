@@ -29,6 +29,7 @@ def _exercise(connector: HaloPSAConnector) -> None:
     connector.find_note(TICKET, "k1")
     connector.attach(TICKET, "evidence.txt", b"evidence", title="Evidence", key="k2")
     connector.set_status(TICKET, "Completed")
+    connector.linkables()
 
 
 def test_every_request_matches_the_openapi_document(halo_api: respx.MockRouter) -> None:
@@ -46,6 +47,7 @@ def test_every_request_matches_the_openapi_document(halo_api: respx.MockRouter) 
         ("GET", "/Tickets"), ("GET", "/Tickets/{id}"), ("GET", "/TicketType"),
         ("GET", "/Status"), ("GET", "/ClientContract"), ("GET", "/Actions"),
         ("POST", "/Actions"), ("GET", "/Attachment"), ("POST", "/Attachment"),
+        ("GET", "/Client"),
     }
     assert checker.checked == in_spec | set(NOT_IN_SPEC)
 
@@ -109,6 +111,7 @@ def test_requests_to_the_sandbox_match_the_openapi_document_too() -> None:
             assert connector.find_note(subject, "k1") is not None
             connector.attach(subject, "evidence.txt", b"evidence", title="Evidence", key="k2")
             connector.set_status(subject, "Completed")
+            assert [x.name for x in connector.linkables()] == ["Seed client"]
     for request in recording.requests:
         checker.check(request)
     assert checker.problems == []
