@@ -65,6 +65,11 @@ class NinjaOneConfig(BaseModel):
         None, description="An organization custom field (``fields``) holding the PSA "
         "company id, offered as a linking hint"
     )
+    psa_vendor: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_-]*$", description="The PSA vendor whose company ids "
+        "psa_company_field holds (connectwise, autotask, halopsa): link suggestions compare "
+        "the hint only with links to sources of that vendor"
+    )
     requests_per_minute: int = Field(
         300, ge=1, description="Our own request budget (NinjaOne publishes none)"
     )

@@ -27,6 +27,7 @@ import structlog
 from connectors.base import (
     Capability,
     Cursor,
+    Linkable,
     MalformedPayload,
     Manifest,
     Page,
@@ -250,6 +251,19 @@ class NinjaOneConnector:
         return [organization_record(org, psa_field=self.config.psa_company_field)
                 for org in self.client.organizations()
                 if not wanted or org.get("id") in wanted]
+
+    def linkables(self) -> list[Linkable]:
+        """Every (configured) organization, for link suggestions; with ``psa_company_field``
+        set, its value is the PSA company hint (of ``psa_vendor``)."""
+        found: list[Linkable] = []
+        for org in self.organizations():
+            if not org.get("id"):
+                continue  # no id, no event names it
+            hint = org.get("psa_company_id")
+            found.append(Linkable(type="organization", id=str(org["id"]), name=org.get("name"),
+                                  psa_vendor=self.config.psa_vendor if hint else None,
+                                  psa_company_id=hint))
+        return found
 
     def devices(self, organization_id: int | None = None) -> list[Record]:
         """Devices of every (configured) organization, or of one, as NinjaOne returns them."""

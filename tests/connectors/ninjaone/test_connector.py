@@ -12,6 +12,8 @@ import respx
 
 from connectors.base import (
     Cursor,
+    Directory,
+    Linkable,
     PermanentError,
     TransientError,
     WebhookRejected,
@@ -327,3 +329,18 @@ def test_the_single_activity_lookup_ignores_the_class_filter(
     lookup, poll = (c.request.url.params for c in ninja_api["activities"].calls)
     assert "class" not in lookup and poll["class"] == "DEVICE"
     assert event.dedupe_key == "activity:177240"
+
+
+def test_organizations_are_linkables_with_the_psa_hint(ninja_api: respx.MockRouter) -> None:
+    """Directory protocol: organizations (the records events name), with the PSA company
+    id from the configured custom field, of the configured PSA vendor."""
+    connector = _connector(psa_company_field="psaCompanyId", psa_vendor="connectwise")
+
+    found = connector.linkables()
+
+    assert isinstance(connector, Directory)
+    assert found == [
+        Linkable(type="organization", id="2", name="Country Consulting",
+                 psa_vendor="connectwise", psa_company_id="19300"),
+        Linkable(type="organization", id="5", name="Acme Ltd"),
+    ]
