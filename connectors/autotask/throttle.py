@@ -330,8 +330,9 @@ class ThrottledTransport(httpx.BaseTransport):
             raise httpx.PoolTimeout(f"no free slot for endpoint {endpoint}", request=request)
         try:
             response = self.inner.handle_request(request)
+            # the body too is read inside the slot: Autotask counts the request until then
+            response.read()
             if response.status_code >= 400:
-                response.read()
                 response = _translate(response, request)
             return response
         finally:
