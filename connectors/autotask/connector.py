@@ -59,6 +59,7 @@ from connectors.autotask.writer import AutotaskWriter
 from connectors.base import (
     Capability,
     Cursor,
+    Linkable,
     MalformedPayload,
     Manifest,
     NoteRef,
@@ -362,6 +363,22 @@ class AutotaskConnector:
     def remove_webhooks(self, url: str) -> int:
         """Delete our ticket webhooks for ``url``."""
         return self.registrar.remove(url)
+
+    # -- Directory (link suggestions) -------------------------------------------------
+
+    def linkables(self) -> list[Linkable]:
+        """Every active Autotask company, for link suggestions (``msphub clients suggest``);
+        links are ``type: company`` with the numeric company id."""
+        found: list[Linkable] = []
+        filters = [{"op": "eq", "field": "isActive", "value": True}]
+        for items, _more in self.client.query("Companies", filters,
+                                              include_fields=["id", "companyName"]):
+            for row in items:
+                rid, name = row.get("id"), row.get("companyName")
+                if isinstance(rid, int) and not isinstance(rid, bool) and rid > 0:
+                    found.append(Linkable(type="company", id=str(rid),
+                                          name=name[:300] if isinstance(name, str) else None))
+        return found
 
     def threshold_fraction(self) -> float:
         """The database's estimated use of its hourly threshold (0.0 before a reading)."""

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from connectors.autotask import AutotaskConfig, AutotaskConnector
 from connectors.autotask.sandbox import SandboxServer
 from connectors.autotask.signing import sign, signature_ok
-from connectors.base import WebhookRequest
+from connectors.base import Directory, Linkable, WebhookRequest
 from connectors.loopback import LoopbackServer
 from hub.core.events import EventKind, SubjectRef
 from tests.e2e.harness import wait_until
@@ -157,4 +157,19 @@ def test_a_tenant_moved_to_another_zone_is_followed(server: SandboxServer) -> No
     assert sum(len(p.events) for p in pages) == 2
     assert connector.client.zone_lookups == 2
     assert connector.client.api_root.startswith(server.sandbox.zone_url().rstrip("/"))
+    connector.close()
+
+
+def test_active_companies_are_offered_for_linking(server: SandboxServer) -> None:
+    """linkables(): each active company as a ``company`` record (Directory protocol)."""
+    store = server.sandbox.store
+    acme = store.create_company("Acme Ltd")
+    store.create_company("Gone Ltd", isActive=False)
+    connector = _connector(server)
+
+    assert isinstance(connector, Directory)
+    records = connector.linkables()
+
+    assert Linkable(type="company", id=str(acme["id"]), name="Acme Ltd") in records
+    assert "Gone Ltd" not in {r.name for r in records}
     connector.close()
