@@ -223,8 +223,9 @@ class HaloPSAConnector:
                 return []
             logged = created_at(row)
             is_new = logged is not None and logged > since
-            if is_new and "customfields" not in row:
-                row = self._ticket(check_id(row.get("id"), "id")) or row  # custom fields
+            rid = row.get("id")
+            if is_new and "customfields" not in row and isinstance(rid, int) and rid > 0:
+                row = self._ticket(rid) or row  # listings leave the custom fields out
             return ticket_events(self.name, row, is_new=is_new, names=names,
                                  policy=self.policy)
         except (MalformedPayload, NotFound) as exc:

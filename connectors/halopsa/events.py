@@ -21,6 +21,7 @@ change collide in the inbox: ``ticket:{id}:created``, ``ticket:{id}:closed:{when
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -353,7 +354,9 @@ def webhook_event(source: str, item: WebhookItem, *, received_at: datetime,
     change = item.ticket.get("last_update") if item.ticket else None
     marker = digest
     if isinstance(change, str) and change:
-        marker = format_time(parse_time(change, "ticket.last_update"))
+        # a display-format date (Halo can send display values) falls back to the digest
+        with contextlib.suppress(MalformedPayload):
+            marker = format_time(parse_time(change, "ticket.last_update"))
     return Event(
         source=source, vendor=VENDOR, kind=EventKind.TICKET_UPDATED,
         dedupe_key=f"ticket:{item.ticket_id}:webhook:{marker}"[:255],

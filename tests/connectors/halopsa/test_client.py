@@ -326,3 +326,17 @@ def test_write_back_refuses_other_sources_and_bad_ids(connector: HaloPSAConnecto
         connector.post_note(SubjectRef(type="ticket", id="1", source="cw"), "x", key="k")
     with pytest.raises(PermanentError):
         connector.post_note(SubjectRef(type="ticket", id="../Agent"), "x", key="k")
+
+
+def test_a_malformed_ticket_is_skipped_not_the_poll(
+    connector: HaloPSAConnector, halo_api: respx.MockRouter
+) -> None:
+    """A row without a usable last_update is logged and skipped; the rest still count."""
+    page = load_fixture("tickets_page2.json")
+    page["tickets"].insert(0, {"id": "not-an-id", "last_update": "never"})
+    page["tickets"][0]["page"] = 2
+    halo_api["tickets"].mock(side_effect=None).respond(json={**page, "record_count": 2})
+
+    events = [e for p in connector.poll("tickets", SINCE) for e in p.events]
+
+    assert [e.dedupe_key for e in events] == ["ticket:4795:closed:2024-05-01T11:58:40.000000Z"]

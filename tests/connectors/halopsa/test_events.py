@@ -154,3 +154,6 @@ def test_a_webhook_becomes_a_thin_event_keyed_by_the_change() -> None:
     [bare] = parse_webhook(b'{"ticket_id": 9}')
     assert webhook_event("halo", bare, received_at=NOW,
                          digest="d1").dedupe_key == "ticket:9:webhook:d1"
+    [shown] = parse_webhook(b'{"ticket": {"id": 9, "last_update": "01/05/2024 12:00"}}')
+    assert webhook_event("halo", shown, received_at=NOW,
+                         digest="d2").dedupe_key == "ticket:9:webhook:d2"
