@@ -314,3 +314,9 @@ class NinjaOneConnector:
         return status.rows(self.client.report(
             "/v2/queries/os-patches", {"df": self._org_filter(organization_id)}),
             status.patch_record)
+
+    def device_health(self, organization_id: int | None = None) -> list[status.DeviceHealth]:
+        """Health roll-up per device: patch, threat and AV counts (``device-health``)."""
+        return status.rows(self.client.report(
+            "/v2/queries/device-health", {"df": self._org_filter(organization_id)}),
+            status.device_health)

@@ -326,6 +326,8 @@ class NinjaOneSandbox:
                   self._api(self._report(lambda: store.patch_installs))),
             Route("/v2/queries/os-patches",
                   self._api(self._report(lambda: store.pending_patches))),
+            Route("/v2/queries/device-health",
+                  self._api(self._report(store.health_rows))),
             Route("/v2/webhook", self._api(self._put_webhook, "management"), methods=["PUT"]),
             Route("/v2/webhook", self._api(self._delete_webhook, "management"),
                   methods=["DELETE"]),

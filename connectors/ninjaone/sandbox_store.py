@@ -200,3 +200,26 @@ class SandboxStore:
                           if failed else "PATCH_MANAGEMENT_INSTALLED", message=f"{name} ({kb})",
                           result="FAILURE" if failed else "SUCCESS")
         return dict(row)
+
+    def health_rows(self) -> list[Record]:
+        """The device-health report, computed from the other rows."""
+        with self.lock:
+            rows = []
+            for device in self.devices.values():
+                ident = device["id"]
+                failed = sum(1 for p in self.patch_installs
+                             if p["deviceId"] == ident and p["status"] == "FAILED")
+                pending = sum(1 for p in self.pending_patches if p["deviceId"] == ident)
+                alerts = sum(1 for a in self.alerts.values() if a["deviceId"] == ident)
+                rows.append({
+                    "deviceId": ident, "offline": device["offline"], "parentOffline": False,
+                    "healthStatus": "HEALTHY" if not (failed or pending or alerts)
+                    else "NEEDS_ATTENTION",
+                    "failedOSPatchesCount": failed, "pendingOSPatchesCount": pending,
+                    "failedSoftwarePatchesCount": 0, "pendingSoftwarePatchesCount": 0,
+                    "activeThreatsCount": 0, "quarantinedThreatsCount": 0,
+                    "blockedThreatsCount": 0, "alertCount": alerts, "activeJobCount": 0,
+                    "avInstallStatus": "INSTALLED" if ident in self.antivirus else None,
+                    "pendingRebootReason": None, "installationIssuesCount": 0,
+                })
+            return rows

@@ -3,8 +3,9 @@
 Each parser is pure (a report row → a frozen record, ``None`` for a row it cannot read);
 :class:`~connectors.ninjaone.connector.NinjaOneConnector` fetches the rows
 (``/v2/backup/jobs``, ``/v2/queries/antivirus-status``, ``/v2/queries/os-patch-installs``,
-``/v2/queries/os-patches``) with a device filter. Value sets the spec leaves open
-(``jobStatus``, ``productState``, ``definitionStatus``) are kept as NinjaOne sends them.
+``/v2/queries/os-patches``, ``/v2/queries/device-health``) with a device filter. Value
+sets the spec leaves open (``jobStatus``, ``productState``, ``definitionStatus``) are kept
+as NinjaOne sends them.
 """
 
 from __future__ import annotations
@@ -81,6 +82,51 @@ class PatchRecord:
     severity: str | None
     type: str | None
     at: datetime | None  # installedAt for installs, the report's timestamp otherwise
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    """One device's health roll-up (``/v2/queries/device-health``): patch, threat and AV
+    counts NinjaOne computes (``health_status``: UNKNOWN, HEALTHY, NEEDS_ATTENTION,
+    UNHEALTHY)."""
+
+    device_id: int
+    health_status: str | None
+    offline: bool | None
+    pending_os_patches: int | None
+    failed_os_patches: int | None
+    pending_software_patches: int | None
+    failed_software_patches: int | None
+    active_threats: int | None
+    quarantined_threats: int | None
+    av_install_status: str | None
+    alert_count: int | None
+    pending_reboot_reason: str | None
+
+    @property
+    def patched(self) -> bool:
+        """No OS patch pending or failed (both counts known and zero)."""
+        return self.pending_os_patches == 0 and self.failed_os_patches == 0
+
+
+def device_health(row: Record) -> DeviceHealth | None:
+    """A ``DeviceHealthSummary`` row, or None without a ``deviceId``."""
+    device_id = _int(row.get("deviceId"))
+    if device_id is None:
+        return None
+    offline = row.get("offline")
+    return DeviceHealth(
+        device_id=device_id, health_status=_str(row.get("healthStatus"), 40),
+        offline=offline if isinstance(offline, bool) else None,
+        pending_os_patches=_int(row.get("pendingOSPatchesCount")),
+        failed_os_patches=_int(row.get("failedOSPatchesCount")),
+        pending_software_patches=_int(row.get("pendingSoftwarePatchesCount")),
+        failed_software_patches=_int(row.get("failedSoftwarePatchesCount")),
+        active_threats=_int(row.get("activeThreatsCount")),
+        quarantined_threats=_int(row.get("quarantinedThreatsCount")),
+        av_install_status=_str(row.get("avInstallStatus"), 40),
+        alert_count=_int(row.get("alertCount")),
+        pending_reboot_reason=_str(row.get("pendingRebootReason"), 200))
 
 
 def backup_job(row: Record) -> BackupJob | None:

@@ -92,6 +92,8 @@ def ninja_api() -> Iterator[respx.MockRouter]:
             json=load_fixture("antivirus_status.json"))
         api.get("/v2/queries/os-patch-installs", name="patch_installs").respond(
             json=load_fixture("os_patch_installs.json"))
+        api.get("/v2/queries/device-health", name="health").respond(
+            json=load_fixture("device_health.json"))
         api.get("/v2/queries/os-patches", name="patches").respond(
             json={"cursor": None, "results": []})
         api.put("/v2/webhook", name="put_webhook").respond(204)

@@ -291,6 +291,7 @@ def test_directory_and_status_helpers(
     jobs = connector.backup_jobs(2)
     av = connector.antivirus_status(2)
     patches = connector.patch_installs(2, failed_only=True)
+    health = connector.device_health(2)
 
     assert [o["id"] for o in orgs] == ["2", "5"]
     assert ninja_api["devices"].calls[0].request.url.params["df"] == "org = 2"
@@ -301,6 +302,8 @@ def test_directory_and_status_helpers(
     assert av[0].definition_status == "UP_TO_DATE"
     assert patches[0].status == "FAILED" and patches[0].kb_number == "KB5053603"
     assert ninja_api["patch_installs"].calls[0].request.url.params["status"] == "FAILED"
+    assert [(h.device_id, h.health_status, h.patched, h.active_threats) for h in health] == [
+        (7, "NEEDS_ATTENTION", False, 0), (8, "HEALTHY", True, 0)]
     assert load_fixture("organizations.json")[0]["name"] == orgs[0]["name"]
 
 

@@ -145,6 +145,9 @@ def test_status_reports_page_through_the_named_cursor(server: SandboxServer) -> 
     assert len(connector.backup_jobs(org["id"])) == 4
     assert {p.status for p in connector.patch_installs(org["id"])} == {"FAILED"}
     assert connector.devices(org["id"])[0]["references"]["organization"]["name"] == "Acme Ltd"
+    health = connector.device_health(org["id"])
+    assert [(h.failed_os_patches, h.patched, h.health_status) for h in health] == [
+        (1, False, "NEEDS_ATTENTION")] * 3
     connector.close()
 
 

@@ -29,6 +29,7 @@ def _exercise(connector: NinjaOneConnector, ninja_api: respx.MockRouter) -> None
     connector.antivirus_status()
     connector.patch_installs(2, failed_only=True, since=datetime(2025, 3, 1, tzinfo=UTC))
     connector.pending_patches(2)
+    connector.device_health(2)
     connector.register_webhooks("https://hub.example/webhooks/ninja")
     connector.remove_webhooks("https://hub.example/webhooks/ninja")
     request = WebhookRequest(headers={HEADER: SECRET},
@@ -53,7 +54,8 @@ def test_every_request_matches_the_openapi_document(ninja_api: respx.MockRouter)
         ("GET", "/v2/activities"), ("GET", "/v2/device/{id}"), ("GET", "/v2/organizations"),
         ("GET", "/v2/devices-detailed"), ("GET", "/v2/alerts"), ("GET", "/v2/backup/jobs"),
         ("GET", "/v2/queries/antivirus-status"), ("GET", "/v2/queries/os-patch-installs"),
-        ("GET", "/v2/queries/os-patches"), ("PUT", "/v2/webhook"), ("DELETE", "/v2/webhook"),
+        ("GET", "/v2/queries/os-patches"), ("GET", "/v2/queries/device-health"),
+        ("PUT", "/v2/webhook"), ("DELETE", "/v2/webhook"),
     }
     assert checker.checked == in_spec | set(NOT_IN_SPEC)
 
