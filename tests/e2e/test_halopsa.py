@@ -175,7 +175,8 @@ def test_dropped_webhook_429_storm_and_an_applied_write_never_repeated(
     hub.serve()
     first = _leaver(halo, acme["id"], "First Leaver")
     _wait_notes(halo, [first], 1, hub)
-    assert _inbox(hub, first)[0][:2] == ("ticket.created", "webhook")
+    # (a poll that ran between the ticket and its webhook may have stored it as well)
+    assert ("ticket.created", "webhook") in [(k, v) for k, v, _s in _inbox(hub, first)]
 
     # When Halo never delivers the next ticket's webhook
     halo.sandbox.faults.drop_webhooks(next=1)
