@@ -58,8 +58,8 @@ def server_time(response: httpx.Response) -> datetime | None:
 
 def _activity_id(item: Record) -> int:
     value = item.get("id")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PermanentError("an activity has no integer id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise PermanentError("an activity has no usable integer id")
     return value
 
 

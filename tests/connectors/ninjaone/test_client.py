@@ -163,3 +163,15 @@ def test_a_repeating_report_cursor_is_refused(
 
     with pytest.raises(PermanentError, match="repeated"):
         list(client.report("/v2/queries/antivirus-status", page_size=10))
+
+
+@pytest.mark.parametrize("item", [{}, {"id": "177215"}, {"id": 0}, {"id": True}, {"id": 2**63}])
+def test_an_activity_without_a_usable_id_is_refused(
+    ninja_api: respx.MockRouter, client: NinjaOneClient, item: dict[str, object]
+) -> None:
+    """Ids are the cursor: a page with an unusable one cannot be placed."""
+    ninja_api["activities"].mock(side_effect=None).respond(
+        json={"lastActivityId": 1, "activities": [item]})
+
+    with pytest.raises(PermanentError, match="usable integer id"):
+        client.activities()
