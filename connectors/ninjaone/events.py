@@ -238,7 +238,8 @@ def normalize_activity(activity: Record, result: Outcome, device: Record | None)
         "id": series if isinstance(series, str) and UUID.fullmatch(series) else f"activity-{ident}",
         "activity_id": str(ident),
         "category": cat,
-        "type": f"{activity.get('activityType')}/{activity.get('statusCode')}",
+        "type": f"{_text(activity.get('activityType'), 60)}/"
+                f"{_text(activity.get('statusCode'), 100)}",
         "priority": priority(activity),
         "severity": _text(activity.get("severity"), 20),
         "message": _message(activity, cat, summary["hostname"]),
