@@ -8,6 +8,9 @@ page of its own, carrying the run's *starting* cursor), a remembered one no long
 → ``alert.resolved`` (on the run's last page, with the new cursor). A run that fails part
 way saves no new set: the next run starts from the old one and the inbox absorbs the
 raisings it repeats. The stream is unsorted: only the last page moves the cursor.
+
+The ``devices`` stream diffs ``GET /api/devices`` the same way into ``device.added`` /
+``device.removed`` (removals only from a complete, non-empty listing).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from connectors.ncentral.config import NcentralConfig
 from connectors.ncentral.events import (
     Placement,
     customer_record,
+    device_data,
+    device_event,
     marker,
     normalize_issue,
     org_unit_id,
@@ -54,6 +59,8 @@ log = structlog.get_logger()
 
 CURSOR_VERSION = 1
 STREAM = "active_issues"
+DEVICES = "devices"
+MAX_PAGE_EVENTS = 500  # a first poll of a large server is stored in several transactions
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,12 @@ class NcentralConnector:
                 kinds=frozenset({EventKind.ALERT_RAISED, EventKind.ALERT_RESOLVED}),
                 description="Active issues per customer/site, diffed against the previous "
                 "poll (alert.raised / alert.resolved)",
+            ),
+            DEVICES: StreamSpec(
+                sorted=False,
+                kinds=frozenset({EventKind.DEVICE_ADDED, EventKind.DEVICE_REMOVED}),
+                description="The device list, diffed against the previous poll "
+                "(device.added / device.removed)",
             ),
         },
         default_poll_interval=timedelta(minutes=5),
@@ -200,6 +213,9 @@ class NcentralConnector:
         See the module docstring; the first run (no cursor) raises only issues that became
         active within ``config.backfill`` of N-central's clock and remembers the others.
         """
+        if stream == DEVICES:
+            yield from self._poll_devices(cursor)
+            return
         if stream != STREAM:
             raise PermanentError(f"unknown stream {stream!r}", source=self.name)
         previous = self._state(cursor)
@@ -217,8 +233,8 @@ class NcentralConnector:
             events, readable = self._read(listing.items, unit, org, start, seen, since, now)
             if listing.complete and readable:
                 complete.add(unit)
-            if events:
-                yield Page(events, start_cursor)
+            for first in range(0, len(events), MAX_PAGE_EVENTS):
+                yield Page(events[first:first + MAX_PAGE_EVENTS], start_cursor)
         outcome = reconcile(start.issues, seen, complete, org.existing)
         for known in outcome.dropped:
             log.info("ncentral_issue_forgotten", source=self.name, task=known.task,
@@ -263,6 +279,52 @@ class NcentralConnector:
                 continue  # first run: active since before the backfill, remembered only
             events.append(raised_event(self.name, alert, issue))
         return events, readable
+
+    def _poll_devices(self, cursor: Cursor | None) -> Iterator[Page]:
+        """Diff the device list: new ids → ``device.added``, vanished → ``device.removed``.
+
+        Removals need a complete listing with readable rows, and a listing that comes back
+        empty while devices were remembered removes nothing (a lost permission looks the
+        same). The first poll reports every device once as added.
+        """
+        previous = self._state(cursor)
+        listing = self.client.devices()
+        now = listing.server_time or self._clock()
+        start = previous or State(stamp=now, seq=0, baselined=False, issues={})
+        start_cursor = cursor or Cursor(version=CURSOR_VERSION, position=encode(start))
+        seen: dict[int, Known] = {}
+        added: list[Event] = []
+        readable = True
+        for device in listing.items:
+            try:
+                data = device_data(device)
+            except MalformedPayload as exc:
+                log.error("poll_record_skipped", source=self.name, stream=DEVICES,
+                          error=exc.message)
+                readable = False
+                continue
+            did = int(data["id"])
+            if did in seen:
+                continue
+            seen[did] = Known(did, int(data["customer"]["id"] or 0), data)
+            if did not in start.issues:
+                added.append(device_event(self.name, data, EventKind.DEVICE_ADDED,
+                                          observed_at=now, raw=device))
+        for first in range(0, len(added), MAX_PAGE_EVENTS):
+            yield Page(added[first:first + MAX_PAGE_EVENTS], start_cursor)
+        trusted = listing.complete and readable and (bool(seen) or not start.issues)
+        if not trusted:
+            log.warning("ncentral_devices_not_diffed", source=self.name,
+                        reason=listing.reason or ("unreadable rows" if not readable
+                                                  else "empty listing"))
+        complete = {k.org_unit for k in start.issues.values()} if trusted else set()
+        outcome = reconcile(start.issues, seen, complete, None)
+        removed = [device_event(self.name, k.alert, EventKind.DEVICE_REMOVED, observed_at=now,
+                                raw={"deviceId": k.task, "removed": True})
+                   for k in outcome.resolved]
+        final = State(stamp=max(start.stamp, now), seq=start.seq + 1, baselined=True,
+                      issues=outcome.remembered)
+        yield Page(removed, Cursor(version=CURSOR_VERSION, position=encode(final)))
 
     # -- directory helpers --------------------------------------------------------------
 

@@ -272,3 +272,50 @@ def site_record(site: Record) -> Record:
         "customer_id": str(p) if (p := org_unit_id(site, "parentId", "customerId")) else None,
         "external_id": _text(site.get("externalId"), 100),
     }
+
+
+# -- devices -----------------------------------------------------------------------------
+
+
+def device_data(device: Record) -> Record:
+    """The ``device`` fields mappings read, from a ``Device`` record.
+
+    Raises:
+        MalformedPayload: ``deviceId`` is missing or not an id.
+    """
+    did = _int_id(device.get("deviceId"))
+    if did is None:
+        raise MalformedPayload("field 'deviceId' is missing or not an id")
+    customer = _int_id(device.get("customerId"))
+    site = _int_id(device.get("siteId"))
+    return {
+        "id": str(did),
+        "hostname": _text(device.get("longName")) or _text(device.get("discoveredName")),
+        "type": _text(device.get("deviceClass"), 100),
+        "os": _text(device.get("supportedOs") or device.get("supportedOS"), 200),
+        "probe": device.get("isProbe") is True,
+        "last_checkin": _text(device.get("lastApplianceCheckinTime"), 40),
+        "org_unit_id": str(o) if (o := _int_id(device.get("orgUnitId"))) else None,
+        "site": {"id": str(site) if site and site != customer else None,
+                 "name": _text(device.get("siteName")) if site and site != customer else None},
+        "customer": {"id": str(customer) if customer else None,
+                     "name": _text(device.get("customerName"))},
+    }
+
+
+def device_event(source: str, data: Record, kind: EventKind, *, observed_at: datetime,
+                 raw: Record) -> Event:
+    """``device.added`` (first listed) or ``device.removed`` (no longer listed).
+
+    N-central's ``Device`` has no creation time: ``occurred_at`` is the poll that noticed.
+    Keys are ``device:{deviceId}:added|removed`` (device ids are not reused).
+    """
+    word = "added" if kind is EventKind.DEVICE_ADDED else "removed"
+    customer = data.get("customer") or {}
+    client = ClientRef(id=customer["id"], name=customer.get("name"), type="customer") \
+        if customer.get("id") else None
+    return Event(
+        source=source, vendor=VENDOR, kind=kind, dedupe_key=f"device:{data['id']}:{word}",
+        occurred_at=observed_at.astimezone(UTC), client=client,
+        subject=SubjectRef(type="device", id=data["id"]), data={"device": data}, raw=raw,
+    )

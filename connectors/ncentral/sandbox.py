@@ -305,7 +305,7 @@ class SandboxServer(HostedSandbox):
     def __init__(self, sandbox: NcentralSandbox | None = None, *, port: int = 0,
                  **kw: Any) -> None:
         super().__init__(sandbox or NcentralSandbox(**kw), port=port)
-        self._seed_device: int | None = None
+        self._seed: tuple[int, int] | None = None  # (customer id, device id)
         self._seeded = 0
 
     def connector_config(self, *, valid_credentials: bool = True,
@@ -322,17 +322,22 @@ class SandboxServer(HostedSandbox):
         return {**config, **overrides}
 
     def seed(self, stream: str, count: int) -> None:
-        """Raise ``count`` active issues on a seed customer's device (``active_issues``)."""
-        if stream != "active_issues":
+        """Raise ``count`` active issues (``active_issues``) or add ``count`` devices
+        (``devices``) on a seed customer."""
+        if stream not in ("active_issues", "devices"):
             raise ValueError(f"unknown stream {stream!r}")
         store = self.sandbox.store
-        if self._seed_device is None:
+        if self._seed is None:
             customer = store.create_customer(f"Seed customer {uuid.uuid4().hex[:6]}")
-            self._seed_device = store.create_device(customer["customerId"],
-                                                    "SEED-PC01")["deviceId"]
+            device = store.create_device(customer["customerId"], "SEED-PC01")
+            self._seed = (customer["customerId"], device["deviceId"])
+        customer_id, device_id = self._seed
         for _ in range(count):
             self._seeded += 1
-            store.raise_issue(self._seed_device, f"Seed check {self._seeded}")
+            if stream == "devices":
+                store.create_device(customer_id, f"SEED-PC{self._seeded + 1:02d}")
+            else:
+                store.raise_issue(device_id, f"Seed check {self._seeded}")
 
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""

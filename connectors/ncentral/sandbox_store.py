@@ -90,6 +90,13 @@ class SandboxStore:
             self.devices[did] = device
             return dict(device)
 
+    def remove_device(self, device_id: int) -> Record:
+        """Delete a device (and its active issues) from the server."""
+        with self.lock:
+            for task in [t for t, i in self.issues.items() if i["deviceId"] == device_id]:
+                del self.issues[task]
+            return self.devices.pop(device_id)
+
     # -- issues ---------------------------------------------------------------------------
 
     def raise_issue(self, device_id: int, service_name: str = "Backup Manager", *,

@@ -2,7 +2,8 @@
 maintenance for hub client ``acme``; the hub polls the N-central sandbox every 2 s; a
 backup monitor on a device of a site of the customer linked to ``acme`` fails (an active
 issue appears: ``alert.raised``) and then recovers (the issue is gone: ``alert.resolved``),
-which ticks verify-backups with the alert as evidence, and the note lands on the ticket."""
+which ticks verify-backups with the alert as evidence, and the note lands on the ticket;
+a device added in N-central reaches the inbox as device.added for ``acme``."""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def test_an_n_central_backup_issue_clearing_ticks_acme_s_maintenance(
                                "ON clients.id = runs.client_id")
     assert key == "acme"
     # and the hub has polled N-central at least once (its baseline)
-    wait_until(lambda: hub.scalar("SELECT count(*) FROM source_cursors WHERE source = :s",
-                                  s=SOURCE) == 1,
+    wait_until(lambda: hub.scalar("SELECT count(*) FROM source_cursors WHERE source = :s "
+                                  "AND stream = 'active_issues'", s=SOURCE) == 1,
                timeout=30, what="the first N-central poll", detail=hub.detail)
 
     # When the backup monitor on ACME-FS01 fails
@@ -107,6 +108,14 @@ def test_an_n_central_backup_issue_clearing_ticks_acme_s_maintenance(
                what="the step note on the ConnectWise ticket", detail=hub.detail)
     assert _kinds(hub, subject) == [("alert.raised", "ignored", "acme"),
                                     ("alert.resolved", "done", "acme")]
+
+    # When an agent is installed on a new laptop of the customer
+    laptop = store.create_device(customer["customerId"], "ACME-LT12")
+    # Then the devices stream reports it for acme
+    wait_until(lambda: hub.rows("SELECT status, hub_client FROM inbox_events WHERE "
+                                "source = :s AND dedupe_key = :k", s=SOURCE,
+                                k=f"device:{laptop['deviceId']}:added"),
+               timeout=30, what="device.added stored", detail=hub.detail)
 
     # When the hub keeps polling a quiet N-central
     polls = rmm.sandbox.request_count(

@@ -64,6 +64,8 @@ def ncentral_api() -> Iterator[respx.MockRouter]:
             side_effect=paged("issues_101.json"))
         api.get(f"{API}/org-units/200/active-issues", name="issues_200").mock(
             side_effect=paged("issues_empty.json"))
+        api.get(f"{API}/devices", name="devices").respond(
+            json=load_fixture("devices_all.json"), headers={"Date": DATE})
         api.get(f"{API}/org-units/101/devices", name="devices_101").respond(
             json=load_fixture("devices_101.json"))
         yield api

@@ -18,6 +18,7 @@ from hub.core.events import ClientRef, EventKind
 from .conftest import DATE, NO_WAIT, NOW, load_fixture, make_config
 
 STREAM = "active_issues"
+DEVICES = "devices"
 
 
 def _events(pages: list[Page]) -> list[tuple[str, str]]:
@@ -260,12 +261,14 @@ def test_directory_helpers(connector: NcentralConnector,
     assert devices[0]["customerId"] == 100
 
 
-def test_the_manifest_declares_one_unsorted_stream_of_both_kinds() -> None:
-    """Only the run's last page moves the cursor; both alert kinds come from it."""
-    spec = NcentralConnector.manifest.streams[STREAM]
+def test_the_manifest_declares_two_unsorted_streams() -> None:
+    """Only a run's last page moves its cursor; each stream has both of its kinds."""
+    streams = NcentralConnector.manifest.streams
 
-    assert spec.sorted is False
-    assert spec.kinds == {EventKind.ALERT_RAISED, EventKind.ALERT_RESOLVED}
+    assert {name: (spec.sorted, spec.kinds) for name, spec in streams.items()} == {
+        STREAM: (False, {EventKind.ALERT_RAISED, EventKind.ALERT_RESOLVED}),
+        DEVICES: (False, {EventKind.DEVICE_ADDED, EventKind.DEVICE_REMOVED}),
+    }
 
 
 def test_configured_priorities_and_categories_reach_the_events(
@@ -279,3 +282,68 @@ def test_configured_priorities_and_categories_reach_the_events(
     assert (events["55501"]["category"], events["55501"]["priority"]) == ("hardware",
                                                                           "Critical")
     assert events["55503"]["category"] == "backup"
+
+
+def _devices(api: respx.MockRouter, rows: list[dict[str, Any]], **envelope: Any) -> None:
+    body = {"data": rows, "pageNumber": 1, "pageSize": 50, "itemCount": len(rows),
+            "totalItems": len(rows), "totalPages": 1, "_links": {}, **envelope}
+    api["devices"].mock(return_value=httpx.Response(200, json=body, headers={"Date": DATE}))
+
+
+def test_devices_are_added_once_and_removed_when_gone(
+        wide: NcentralConnector, ncentral_api: respx.MockRouter) -> None:
+    """First poll: each device added; a device no longer listed: device.removed, once."""
+    rows = load_fixture("devices_all.json")["data"]
+    first = list(wide.poll(DEVICES, None))
+    second = list(wide.poll(DEVICES, first[-1].cursor))
+    _devices(ncentral_api, rows[1:])
+    third = list(wide.poll(DEVICES, second[-1].cursor))
+    fourth = list(wide.poll(DEVICES, third[-1].cursor))
+
+    assert _events(first) == [("device.added", "device:987601:added"),
+                              ("device.added", "device:987602:added")]
+    assert _events(second) == []
+    assert _events(third) == [("device.removed", "device:987601:removed")]
+    removed = third[-1].events[0]
+    assert removed.data["device"]["hostname"] == "ACME-DC01"
+    assert removed.client == ClientRef(id="100", name="Acme Corp", type="customer")
+    assert _events(fourth) == []
+
+
+@pytest.mark.parametrize("envelope", [{"_warning": "partial"}, {"totalItems": 7}])
+def test_an_incomplete_device_listing_removes_nothing(
+        wide: NcentralConnector, ncentral_api: respx.MockRouter,
+        envelope: dict[str, Any]) -> None:
+    """Truncated or warned: every remembered device is kept."""
+    rows = load_fixture("devices_all.json")["data"]
+    first = list(wide.poll(DEVICES, None))
+    _devices(ncentral_api, rows[1:], **envelope)
+
+    second = list(wide.poll(DEVICES, first[-1].cursor))
+
+    assert _events(second) == []
+    assert set(decode(second[-1].cursor.position).issues) == {987601, 987602}
+
+
+def test_an_empty_device_listing_removes_nothing(
+        wide: NcentralConnector, ncentral_api: respx.MockRouter) -> None:
+    """A lost permission looks like 'no devices': never a mass device.removed."""
+    first = list(wide.poll(DEVICES, None))
+    _devices(ncentral_api, [])
+
+    second = list(wide.poll(DEVICES, first[-1].cursor))
+
+    assert _events(second) == []
+    assert set(decode(second[-1].cursor.position).issues) == {987601, 987602}
+
+
+def test_a_large_first_poll_is_split_into_pages(
+        wide: NcentralConnector, ncentral_api: respx.MockRouter) -> None:
+    """1,200 devices: three pages of added events, then the cursor page."""
+    template = load_fixture("devices_all.json")["data"][0]
+    _devices(ncentral_api, [{**template, "deviceId": 10_000 + n} for n in range(1200)])
+
+    pages = list(wide.poll(DEVICES, None))
+
+    assert [len(p.events) for p in pages] == [500, 500, 200, 0]
+    assert len({e.dedupe_key for p in pages for e in p.events}) == 1200

@@ -11,6 +11,8 @@ from connectors.ncentral.events import (
     Placement,
     category,
     customer_record,
+    device_data,
+    device_event,
     marker,
     normalize_issue,
     parse_time,
@@ -198,3 +200,27 @@ def test_notification_states_become_priorities_only_where_configured() -> None:
     assert (plain["priority"], plain["notification_state"]) == (None, 5)
     assert mapped["priority"] == "Critical"
     assert (other["priority"], other["notification_state"]) == (None, 2)
+
+
+def test_a_device_becomes_device_fields_and_events() -> None:
+    """device.{id, hostname, type, os, site, customer}; keys device:{id}:added|removed."""
+    fs01, dc01 = (load_fixture("devices_all.json")["data"][i] for i in (1, 0))
+    when = datetime(2024, 7, 16, 14, 0, tzinfo=UTC)
+
+    data = device_data(fs01)
+    added = device_event("nc", data, EventKind.DEVICE_ADDED, observed_at=when, raw=fs01)
+    removed = device_event("nc", device_data(dc01), EventKind.DEVICE_REMOVED,
+                           observed_at=when, raw={})
+
+    assert data == {"id": "987602", "hostname": "ACME-FS01", "type": "Servers - Windows",
+                    "os": "Microsoft Windows Server 2022 Standard", "probe": False,
+                    "last_checkin": "2024-07-16T13:59:00.000+00:00", "org_unit_id": "101",
+                    "site": {"id": "101", "name": "Acme HQ"},
+                    "customer": {"id": "100", "name": "Acme Corp"}}
+    assert added.dedupe_key == "device:987602:added" and added.kind is EventKind.DEVICE_ADDED
+    assert added.client == ClientRef(id="100", name="Acme Corp", type="customer")
+    assert added.subject is not None and added.subject.type == "device"
+    assert removed.dedupe_key == "device:987601:removed"
+    assert removed.data["device"]["site"] == {"id": None, "name": None}
+    with pytest.raises(MalformedPayload):
+        device_data({"longName": "NO-ID"})

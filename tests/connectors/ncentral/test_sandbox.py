@@ -197,3 +197,26 @@ def test_paging_over_http_with_pages_of_ten(server: SandboxServer) -> None:
     assert sum(len(p.events) for p in second) == 0
     [unit] = list(server.sandbox.store.customers)
     assert server.sandbox.request_count("GET", f"/api/org-units/{unit}/active-issues") == 6
+
+
+def test_devices_added_and_removed_over_http(server: SandboxServer) -> None:
+    """The devices stream: a new agent → device.added; a deleted device → device.removed."""
+    store = server.sandbox.store
+    acme = store.create_customer("Acme Corp")
+    hq = store.create_site(acme["customerId"], "Acme HQ")
+    store.create_device(hq["siteId"], "ACME-FS01")
+    with _connector(server) as connector:
+        first = list(connector.poll("devices", None))
+        laptop = store.create_device(acme["customerId"], "ACME-LT12")
+        second = list(connector.poll("devices", first[-1].cursor))
+        store.remove_device(laptop["deviceId"])
+        third = list(connector.poll("devices", second[-1].cursor))
+
+    assert [e.data["device"]["hostname"] for p in first for e in p.events] == ["ACME-FS01"]
+    [added] = [e for p in second for e in p.events]
+    assert (added.kind, added.data["device"]["hostname"]) == ("device.added", "ACME-LT12")
+    assert added.client == ClientRef(id=str(acme["customerId"]), name="Acme Corp",
+                                     type="customer")
+    [removed] = [e for p in third for e in p.events]
+    assert (removed.kind, removed.dedupe_key) == ("device.removed",
+                                                  f"device:{laptop['deviceId']}:removed")
