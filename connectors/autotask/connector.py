@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import httpx
@@ -30,12 +30,10 @@ import structlog
 
 from connectors.autotask.client import AutotaskClient, Record
 from connectors.autotask.config import AutotaskConfig
+from connectors.autotask.contracts import CURSOR_VERSION, ContractStreams
 from connectors.autotask.events import (
-    CONTRACT_PICKLISTS,
     TICKET_PICKLISTS,
     activity_at,
-    contract_created,
-    contract_state,
     created_at,
     format_time,
     parse_time,
@@ -78,8 +76,6 @@ from hub.core.events import Event, EventKind, SubjectRef
 
 log = structlog.get_logger()
 
-CURSOR_VERSION = 1
-ID_WIDTH = 20  # contract ids as fixed-width positions, so they sort as strings
 
 
 class AutotaskConnector:
@@ -140,6 +136,7 @@ class AutotaskConnector:
         self.resolver = Resolver(self.picklists, self.directory)
         self.writer = AutotaskWriter(self.client, config, name, self.picklists)
         self.registrar = WebhookRegistrar(self.client, config, name)
+        self.contracts = ContractStreams(name, config, self.client, self.resolver, self._now)
         self._resource_id = config.api_resource_id
         self._resource_looked_up = config.api_resource_id is not None
 
@@ -184,9 +181,9 @@ class AutotaskConnector:
         if stream == "tickets":
             yield from self._poll_tickets(cursor)
         elif stream == "contracts":
-            yield from self._poll_contracts(cursor)
+            yield from self.contracts.new_contracts(cursor)
         elif stream == "contract_states":
-            yield from self._poll_contract_states()
+            yield from self.contracts.states()
         else:
             raise PermanentError(f"unknown stream {stream!r}", source=self.name)
         log.debug("poll_finished", source=self.name, stream=stream)
@@ -238,50 +235,6 @@ class AutotaskConnector:
         if resource is not None and ticket.get("lastActivityResourceID") == resource:
             events = [e for e in events if e.kind == EventKind.TICKET_CREATED]
         return events
-
-    def _contract_floor(self) -> str:
-        day = (self._now() - self.config.contract_backfill).date()
-        return format_time(datetime.combine(day, time(), tzinfo=UTC))
-
-    def _poll_contracts(self, cursor: Cursor | None) -> Iterator[Page]:
-        last = _contract_position(cursor) if cursor else 0
-        filters = ([{"op": "gt", "field": "id", "value": last}] if last else
-                   [{"op": "gte", "field": "startDate", "value": self._contract_floor()}])
-        seen_at, newest = self._now(), last
-        for items, more in self.client.query("Contracts", filters):
-            self.directory.prefetch(items)
-            events: list[Event] = []
-            for row in items:
-                event = self._contract_event(row, seen_at, created=True)
-                if event is not None:
-                    events.append(event)
-                    newest = max(newest, int(row["id"]))
-            position = last if more else newest
-            yield Page(events, Cursor(version=CURSOR_VERSION,
-                                      position=f"{position:0{ID_WIDTH}d}"))
-
-    def _poll_contract_states(self) -> Iterator[Page]:
-        seen_at = self._now()
-        day = (seen_at - self.config.contract_state_window).date()
-        filters = [{"op": "gte", "field": "startDate",
-                    "value": format_time(datetime.combine(day, time(), tzinfo=UTC))}]
-        position = Cursor(version=CURSOR_VERSION, position=format_time(seen_at))
-        for items, _more in self.client.query("Contracts", filters):
-            self.directory.prefetch(items)
-            events = [e for row in items
-                      if (e := self._contract_event(row, seen_at, created=False)) is not None]
-            yield Page(events, position)
-
-    def _contract_event(self, row: Record, seen_at: datetime, *, created: bool
-                        ) -> Event | None:
-        try:
-            names = self.resolver.names("Contracts", row, CONTRACT_PICKLISTS)
-            make = contract_created if created else contract_state
-            return make(self.name, row, names, seen_at=seen_at)
-        except MalformedPayload as exc:
-            log.error("poll_record_skipped", source=self.name, id=row.get("id"),
-                      error=exc.message)
-            return None
 
     # -- WebhookReceiver ----------------------------------------------------------------
 
@@ -383,13 +336,6 @@ class AutotaskConnector:
     def threshold_fraction(self) -> float:
         """The database's estimated use of its hourly threshold (0.0 before a reading)."""
         return self.governor.estimate()
-
-
-def _contract_position(cursor: Cursor) -> int:
-    text = cursor.position
-    if not (text.isascii() and text.isdigit() and len(text) <= ID_WIDTH):
-        raise PermanentError("contracts cursor is not an id")
-    return int(text)
 
 
 def _limiter(inner: RequestBudget, config: AutotaskConfig) -> EndpointLimiter:

@@ -28,9 +28,6 @@ to API requests; the zone lookup is outside the gate.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
 import hmac
 import json
 import re
@@ -42,48 +39,23 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from connectors.autotask.sandbox_store import (
-    PICKLISTS,
-    WEBHOOK_FIELDS,
-    FilterError,
-    Record,
-    SandboxStore,
-)
+from connectors.autotask.sandbox_api import RecordRoutes
+from connectors.autotask.sandbox_store import FilterError, Record, SandboxStore
+from connectors.autotask.sandbox_webhooks import WebhookSender, dotnet_body, webhook_route
+from connectors.autotask.sandbox_webhooks import errors as _errors
 from connectors.sandbox import Failure, FaultGate, FaultSwitches, HostedSandbox, WebhookDispatcher
 from connectors.sandbox import control_routes as kit_control_routes
 
 __all__ = ["AutotaskSandbox", "SandboxServer", "dotnet_body"]
 
-MAX_FILE = 6_000_000
-WINDOW_BYTES, WINDOW_SECONDS = 10_000_000, 300.0
 THREAD_LIMIT = 3
-_ESCAPED = {"&": "\\u0026", "<": "\\u003C", ">": "\\u003E", "'": "\\u0027", "+": "\\u002B",
-            "`": "\\u0060"}
-_LOWER_HEX = re.compile(r"\\u([0-9a-f]{4})")
 _API = re.compile(r"^/(?P<zone>[a-z0-9]+)/atservicesrest/v1\.0/(?P<rest>.*)$")
-
-
-def dotnet_body(payload: Any) -> bytes:
-    """The bytes Autotask signs: JSON with non-ASCII and ``&<>'+` `` as ``\\uXXXX``
-    (upper-case hex) and ``\\"`` as ``\\u0022`` (an independent re-implementation, so
-    tests of the connector's verifier are not circular)."""
-    text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
-    text = _LOWER_HEX.sub(lambda m: "\\u" + m.group(1).upper(), text)
-    text = text.replace('\\"', "\\u0022")
-    for char, escape in _ESCAPED.items():
-        text = text.replace(char, escape)
-    return text.encode("ascii")
-
-
-def _errors(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"errors": list(messages)}, status, headers)
 
 
 def forced_error(failure: Failure) -> Response:
@@ -106,20 +78,18 @@ class AutotaskSandbox:
         self.external_usage = 0  # requests of the tenant's other integrations this hour
         self.base_url = "http://127.0.0.1"  # set by SandboxServer.start()
         self.zone = "z1"
-        self.sign_raw = False  # True: sign the bytes on the wire instead of .NET's form
         self.store = SandboxStore(clock=clock, on_ticket=self._on_ticket, api_user=username)
         self.faults = FaultSwitches()
         self.dispatcher = WebhookDispatcher(workers=2, loopback_only=loopback_only,
                                             timeout=webhook_timeout, faults=self.faults,
                                             name="autotask-webhooks")
+        self.webhooks = WebhookSender(self.store, self.dispatcher)
         self._lock = threading.Lock()
         self._stamps: deque[float] = deque()
         self._in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
         self.thread_refusals = 0
-        self._uploads: deque[tuple[float, int]] = deque()
-        self._sequence = 0
-        self._notes_fail_after_apply = 0
+        self.records = RecordRoutes(self.store, self.zone_url)
 
     # -- switches and observations ---------------------------------------------------------
 
@@ -130,8 +100,7 @@ class AutotaskSandbox:
     def fail_next_notes_after_apply(self, count: int = 1) -> None:
         """Store the next ``count`` ticket notes, then answer 500 instead of the itemId
         (the kit's write switch would hit the POSTed queries first)."""
-        with self._lock:
-            self._notes_fail_after_apply = count
+        self.records.fail_notes_after_apply(count)
 
     def move_zone(self) -> str:
         """Move the tenant to another zone; the old one answers 401 from now on."""
@@ -166,43 +135,10 @@ class AutotaskSandbox:
     def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
         return self.dispatcher.wait_idle(timeout)
 
-    # -- webhooks -------------------------------------------------------------------------
-
     def _on_ticket(self, action: str, ticket: Record, changed: set[str], actor: int) -> None:
-        for hook in self.store.rows("ticketwebhooks"):
-            if not (hook.get("isActive") and hook.get("isReady")):
-                continue
-            if not hook.get(f"isSubscribedTo{action}Events"):
-                continue
-            hid = hook["id"]
-            excluded = {r.get("resourceID") for r in
-                        self.store.webhook_children("ticketwebhookexcludedresources", hid)}
-            if actor in excluded:
-                continue
-            fields = self.store.webhook_children("ticketwebhookfields", hid)
-            names = {WEBHOOK_FIELDS.get(int(f.get("fieldID") or 0), ""): f for f in fields}
-            subscribed = {n for n, f in names.items() if f.get("isSubscribedField")}
-            if action == "Update" and not subscribed & changed:
-                continue
-            shown = {n: ticket.get(n) for n in names if n}
-            self.deliver(hook, action, ticket["id"], shown, actor)
+        self.webhooks.on_ticket(action, ticket, changed, actor)
 
-    def deliver(self, hook: Record, action: str, entity_id: int, fields: dict[str, Any],
-                actor: int) -> None:
-        """POST one signed payload to the hook's URL (drop/duplicate switches applied)."""
-        with self._lock:
-            self._sequence += 1
-            sequence = self._sequence
-        payload = {"Action": action, "Guid": hook["webhookGUID"], "EntityType": "Ticket",
-                   "Id": entity_id, "Fields": fields, "EventTime": self.store.now(),
-                   "SequenceNumber": sequence, "PersonID": actor}
-        wire = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        signed = wire if self.sign_raw else dotnet_body(payload)
-        digest = hmac.new(str(hook.get("secretKey") or "").encode(), signed, hashlib.sha1)
-        signature = "sha1=" + base64.b64encode(digest.digest()).decode()
-        self.dispatcher.send(str(hook["webhookUrl"]), wire,
-                             {"content-type": "application/json",
-                              "x-hook-signature": signature})
+    # -- webhooks -------------------------------------------------------------------------
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -246,172 +182,20 @@ class AutotaskSandbox:
                                  "requestThresholdTimeframe": 60,
                                  "currentTimeframeRequestCount": self.used_this_hour()})
         if len(parts) >= 2 and parts[1] == "query":
-            return self._query(request, entity, parts, body)
+            return self.records.query(request, entity, parts, body)
         if entity == "ticketwebhooks":
-            return self._webhooks(method, parts, body)
+            return webhook_route(self.store, method, parts, body)
         if len(parts) == 3 and parts[1:] == ["entityinformation", "fields"] and method == "GET":
-            return self._fields(entity)
+            return self.records.fields(entity)
         if entity == "tickets" and method == "PATCH" and len(parts) == 1:
-            return self._patch_ticket(body)
+            return self.records.patch_ticket(body)
         if entity == "tickets" and len(parts) == 3 and method == "POST" and parts[1].isdigit():
-            return self._ticket_child(int(parts[1]), parts[2], body)
+            return self.records.ticket_child(int(parts[1]), parts[2], body)
         if len(parts) == 2 and parts[1].isdigit() and method == "GET":
             if entity not in self.store.tables:
                 return _errors(404, f"unknown entity {entity}")
             return JSONResponse({"item": self.store.get(entity, int(parts[1]))})
         return _errors(405, f"{method} {'/'.join(parts)} is not supported by the sandbox")
-
-    def _query(self, request: Request, entity: str, parts: list[str], body: Any) -> Response:
-        if entity not in self.store.tables:
-            return _errors(404, f"unknown entity {entity}")
-        if request.method == "GET":
-            search = request.query_params.get("search")
-            body = json.loads(search) if search else None
-        if not isinstance(body, dict):
-            return _errors(400, "query body must be an object")
-        after = 0
-        if len(parts) == 3 and parts[2] == "next":
-            token = parse_qs(request.url.query).get("paging", [""])[0]
-            try:
-                state = json.loads(base64.urlsafe_b64decode(token.encode()))
-            except (ValueError, binascii.Error):
-                return _errors(400, "invalid paging token")
-            if state.get("body") != _digest(body):
-                return _errors(400, "the next page must be requested with the same query")
-            after = int(state["after"])
-        limit = body.get("MaxRecords", body.get("maxRecords", 500))
-        if not isinstance(limit, int) or not 1 <= limit <= 500:
-            return _errors(400, "MaxRecords must be between 1 and 500")
-        items, more = self.store.query(entity, body.get("filter") or body.get("Filter") or [],
-                                       after=after, limit=limit)
-        include = body.get("IncludeFields") or body.get("includeFields")
-        if include:
-            wanted = {f.lower() for f in include} | {"id"}
-            items = [{k: v for k, v in i.items() if k.lower() in wanted} for i in items]
-        elif entity == "ticketattachments":
-            items = [{k: v for k, v in i.items() if k != "data"} for i in items]
-        next_url = None
-        if more:
-            token = base64.urlsafe_b64encode(json.dumps(
-                {"after": items[-1]["id"], "body": _digest(body)}).encode()).decode()
-            next_url = f"{self.zone_url()}V1.0/{_title(entity)}/query/next?paging={token}"
-        return JSONResponse({"items": items, "pageDetails": {
-            "count": len(items), "requestCount": limit, "prevPageUrl": None,
-            "nextPageUrl": next_url}})
-
-    def _fields(self, entity: str) -> Response:
-        if entity == "ticketwebhookfields":
-            picklists = {"fieldID": WEBHOOK_FIELDS}
-        else:
-            picklists = PICKLISTS.get(entity, {})
-        fields = [{"name": "id", "dataType": "long", "isPickList": False,
-                   "isRequired": True, "picklistValues": None}]
-        for name, values in picklists.items():
-            fields.append({"name": name, "dataType": "integer", "isPickList": True,
-                           "isRequired": False, "picklistValues": [
-                               {"value": str(v), "label": label, "isActive": True,
-                                "isDefaultValue": False, "sortOrder": i}
-                               for i, (v, label) in enumerate(values.items())]})
-        return JSONResponse({"fields": fields})
-
-    def _patch_ticket(self, body: Any) -> Response:
-        if not isinstance(body, dict) or not isinstance(body.get("id"), int):
-            return _errors(400, "id is required")
-        if self.store.get("tickets", body["id"]) is None:
-            return _errors(500, "Ticket not found")
-        status = body.get("status")
-        if status is not None and status not in PICKLISTS["tickets"]["status"]:
-            return _errors(500, f"Value {status} is not a valid status")
-        changes = {k: v for k, v in body.items() if k != "id"}
-        self.store.update_ticket(body["id"], by=self.store.api_resource["id"], **changes)
-        return JSONResponse({"itemId": body["id"]})
-
-    def _ticket_child(self, ticket_id: int, child: str, body: Any) -> Response:
-        if self.store.get("tickets", ticket_id) is None:
-            return _errors(500, "Ticket not found")
-        if not isinstance(body, dict):
-            return _errors(400, "body must be an object")
-        api = self.store.api_resource["id"]
-        if child == "notes":
-            if not body.get("title") or not body.get("description"):
-                return _errors(500, "title and description are required")
-            if body.get("noteType") not in PICKLISTS["ticketnotes"]["noteType"] or \
-                    body.get("publish") not in PICKLISTS["ticketnotes"]["publish"]:
-                return _errors(500, "noteType or publish is not a valid picklist value")
-            if len(str(body["description"])) > 32_000:
-                return _errors(500, "description is longer than 32000 characters")
-            note = self.store.add_note(ticket_id, body, by=api)
-            with self._lock:
-                lost = self._notes_fail_after_apply > 0
-                self._notes_fail_after_apply -= 1 if lost else 0
-            if lost:
-                return _errors(500, "forced by the sandbox after storing the note")
-            return JSONResponse({"itemId": note["id"]})
-        if child == "attachments":
-            try:
-                size = len(base64.b64decode(str(body.get("data") or ""), validate=True))
-            except (ValueError, binascii.Error):
-                return _errors(500, "data is not base64")
-            if size > MAX_FILE:
-                return _errors(500, "The file exceeds the maximum attachment size")
-            if not self._upload_fits(size):
-                return _errors(500, "Attachment upload limit of 10000000 bytes per 5 "
-                                    "minutes exceeded")
-            record = self.store.add_attachment(ticket_id, body, size, by=api)
-            return JSONResponse({"itemId": record["id"]})
-        return _errors(405, f"tickets/{ticket_id}/{child} is not supported")
-
-    def _upload_fits(self, size: int) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            while self._uploads and self._uploads[0][0] < now - WINDOW_SECONDS:
-                self._uploads.popleft()
-            if sum(n for _, n in self._uploads) + size > WINDOW_BYTES:
-                return False
-            self._uploads.append((now, size))
-            return True
-
-    def _webhooks(self, method: str, parts: list[str], body: Any) -> Response:
-        store = self.store
-        if method == "POST" and len(parts) == 1 and isinstance(body, dict):
-            for key, limit in (("name", 50), ("secretKey", 64), ("webhookUrl", 500),
-                               ("deactivationUrl", 500)):
-                if not body.get(key) or len(str(body[key])) > limit:
-                    return _errors(500, f"{key} is required and at most {limit} characters")
-            return JSONResponse({"itemId": store.new_webhook(body)["id"]})
-        if method == "PATCH" and len(parts) == 1 and isinstance(body, dict):
-            hook_id = body.get("id")
-            with store.lock:
-                hook = store.tables["ticketwebhooks"].get(hook_id) if isinstance(
-                    hook_id, int) else None
-                if hook is None:
-                    return _errors(500, "Webhook not found")
-                hook.update({k: v for k, v in body.items() if k not in ("id", "webhookGUID")})
-            return JSONResponse({"itemId": hook_id})
-        if len(parts) >= 2 and parts[1].isdigit():
-            hook_id = int(parts[1])
-            if store.get("ticketwebhooks", hook_id) is None:
-                return _errors(500 if method == "DELETE" else 404, "Webhook not found")
-            if method == "DELETE" and len(parts) == 2:
-                store.delete_webhook(hook_id)
-                return JSONResponse({"itemId": hook_id})
-            if method == "POST" and len(parts) == 3 and isinstance(body, dict):
-                table = {"fields": "ticketwebhookfields",
-                         "excludedresources": "ticketwebhookexcludedresources"}.get(parts[2])
-                if table is None:
-                    return _errors(405, "unsupported webhook child")
-                if table == "ticketwebhookfields" and body.get("fieldID") not in WEBHOOK_FIELDS:
-                    return _errors(500, "fieldID is not a valid webhook field")
-                if table == "ticketwebhookexcludedresources" and \
-                        store.get("resources", int(body.get("resourceID") or 0)) is None:
-                    return _errors(500, "resourceID is not a resource")
-                child = store._insert(table, {**{k: v for k, v in body.items() if k != "id"},
-                                              "webhookID": hook_id})
-                store.refresh_ready(hook_id)
-                return JSONResponse({"itemId": child["id"]})
-            if method == "GET" and len(parts) == 2:
-                return JSONResponse({"item": store.get("ticketwebhooks", hook_id)})
-        return _errors(405, "unsupported webhook request")
 
     @cached_property
     def app(self) -> ASGIApp:
@@ -463,17 +247,6 @@ class AutotaskSandbox:
         finally:
             with self._lock:
                 self._in_flight[key] -= 1
-
-
-def _digest(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _title(entity: str) -> str:
-    names = {"tickets": "Tickets", "contracts": "Contracts", "companies": "Companies",
-             "contacts": "Contacts", "ticketnotes": "TicketNotes", "resources": "Resources",
-             "ticketattachments": "TicketAttachments", "ticketwebhooks": "TicketWebhooks"}
-    return names.get(entity, entity)
 
 
 class SandboxServer(HostedSandbox):

@@ -337,6 +337,14 @@ class SandboxStore:
                     del self.tables[table][rid]
             return gone is not None
 
+    def add_webhook_child(self, table: str, webhook_id: int, body: Mapping[str, Any]
+                          ) -> Record:
+        """A field or excluded resource of a webhook; a subscribed field makes it ready."""
+        child = self._insert(table, {**{k: v for k, v in body.items() if k != "id"},
+                                     "webhookID": webhook_id})
+        self.refresh_ready(webhook_id)
+        return child
+
     def refresh_ready(self, webhook_id: int) -> None:
         with self.lock:
             hook = self.tables["ticketwebhooks"].get(webhook_id)
