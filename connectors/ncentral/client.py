@@ -126,14 +126,16 @@ class NcentralClient:
         """Every page of a listing, with whether it is known to be complete.
 
         Raises:
-            PermanentError: a page is not ``{data: [...]}`` (or an array), or answers
-                another page than the one asked for.
+            PermanentError: a page is not ``{data: [...]}`` (or an array), answers
+                another page than the one asked for, or repeats the page before it (a
+                server ignoring ``pageNumber`` would otherwise be read to the bound).
         """
         size = self.config.page_size
         items: list[Record] = []
         when: datetime | None = None
         warning: str | None = None
         total: int | None = None
+        previous: list[Record] = []
         for number in range(1, self.config.max_pages + 1):
             response = self._send("GET", path, params={"pageNumber": number, "pageSize": size})
             when = when or server_time(response)
@@ -142,6 +144,10 @@ class NcentralClient:
             if answered is not None and answered != number:
                 raise PermanentError(f"{path} answered page {answered} for page {number}",
                                      source=self.source)
+            if rows and rows == previous:
+                raise PermanentError(f"{path} page {number} repeats the page before it",
+                                     source=self.source)
+            previous = rows
             if isinstance(body.get("_warning"), str) and body["_warning"].strip():
                 warning = body["_warning"].strip()[:200]
             items.extend(rows)

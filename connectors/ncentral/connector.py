@@ -27,6 +27,7 @@ from connectors.base import (
     AuthFailed,
     Capability,
     Cursor,
+    Linkable,
     MalformedPayload,
     Manifest,
     NotFound,
@@ -331,6 +332,24 @@ class NcentralConnector:
     def customers(self) -> list[Record]:
         """Every customer as a directory record (link type ``customer``)."""
         return [customer_record(c) for c in self.client.customers().items if _is_customer(c)]
+
+    def linkables(self) -> list[Linkable]:
+        """Every customer, for link suggestions and drift checks (events name customers,
+        never sites). An incomplete listing is an error, not a list of deleted customers.
+
+        Raises:
+            PermanentError: N-central's customer listing was truncated or warned.
+        """
+        listing = self.client.customers()
+        if not listing.complete:
+            raise PermanentError(f"the customer listing is incomplete ({listing.reason})",
+                                 source=self.name)
+        found: list[Linkable] = []
+        for customer in listing.items:
+            record = customer_record(customer)
+            if _is_customer(customer) and record["id"]:
+                found.append(Linkable(type="customer", id=record["id"], name=record["name"]))
+        return found
 
     def sites(self) -> list[Record]:
         """Every site with its customer (events name the customer, never the site)."""

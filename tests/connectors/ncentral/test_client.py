@@ -235,3 +235,14 @@ def test_a_429_from_the_auth_endpoint_pauses_the_source(ncentral_api: respx.Mock
     assert 80 < budget.paused_for() <= 90
     assert ncentral_api["customers"].calls.call_count == 0
 
+
+
+def test_a_list_response_repeating_its_page_is_refused(client: NcentralClient,
+                                                      ncentral_api: respx.MockRouter) -> None:
+    """customers carry no pageNumber: the same rows twice means paging is ignored."""
+    body = {**load_fixture("customers.json"), "totalItems": 40}
+    ncentral_api["customers"].respond(json=body)
+
+    with pytest.raises(PermanentError, match="repeats the page before it"):
+        client.customers()
+    assert ncentral_api["customers"].calls.call_count == 2

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from connectors.base import Cursor, Page, PermanentError, TransientError
+from connectors.base import Cursor, Directory, Linkable, Page, PermanentError, TransientError
 from connectors.ncentral import NcentralConnector
 from connectors.ncentral.tracking import decode
 from hub.core.events import ClientRef, EventKind
@@ -347,3 +347,24 @@ def test_a_large_first_poll_is_split_into_pages(
 
     assert [len(p.events) for p in pages] == [500, 500, 200, 0]
     assert len({e.dedupe_key for p in pages for e in p.events}) == 1200
+
+
+def test_customers_are_linkable_for_suggestions(connector: NcentralConnector,
+                                               ncentral_api: respx.MockRouter) -> None:
+    """The Directory protocol: customers (not the SO, not sites), as events name them."""
+    assert isinstance(connector, Directory)
+
+    assert connector.linkables() == [Linkable(type="customer", id="100", name="Acme Corp"),
+                                     Linkable(type="customer", id="200", name="Globex")]
+
+
+def test_an_incomplete_customer_listing_is_no_drift_report(
+        connector: NcentralConnector, ncentral_api: respx.MockRouter) -> None:
+    """Truncated: an error for `clients check`, never 'every other customer was deleted'."""
+    body = {**load_fixture("customers.json"), "totalItems": 40}
+    ncentral_api["customers"].mock(side_effect=[
+        httpx.Response(200, json=body), httpx.Response(200, json={"data": [],
+                                                                   "totalItems": 40})])
+
+    with pytest.raises(PermanentError, match="incomplete"):
+        connector.linkables()
