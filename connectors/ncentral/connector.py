@@ -173,6 +173,8 @@ class NcentralConnector:
                          org_unit_id(s, "parentId", "customerId"))
                    for s in sites.items
                    if (sid := org_unit_id(s, "siteId", "orgUnitId")) is not None}
+        # what is polled: remembered issues of any other org unit (deleted, or out of
+        # scope since a config change) are forgotten — once the listings are complete
         existing: set[int] | None = None
         if self.config.org_units is not None:
             targets = list(self.config.org_units)
@@ -182,7 +184,7 @@ class NcentralConnector:
             targets = ([*by_customer] if scope != "sites" else []) + \
                       ([*by_site] if scope != "customers" else [])
             if customers.complete and sites.complete:
-                existing = set(by_customer) | set(by_site)
+                existing = set(targets)
         for name, listing in (("customers", customers), ("sites", sites)):
             if not listing.complete:
                 log.warning("ncentral_listing_incomplete", source=self.name, listing=name,

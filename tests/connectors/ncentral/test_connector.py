@@ -368,3 +368,21 @@ def test_an_incomplete_customer_listing_is_no_drift_report(
 
     with pytest.raises(PermanentError, match="incomplete"):
         connector.linkables()
+
+
+def test_issues_of_org_units_no_longer_in_scope_are_forgotten(
+        ncentral_api: respx.MockRouter) -> None:
+    """Scope narrowed from sites to customers: the site's issues drop out, unresolved."""
+    with NcentralConnector("nc-s", make_config(scope="sites"), retry=NO_WAIT,
+                           clock=lambda: NOW) as sites_only:
+        first = list(sites_only.poll(STREAM, None))
+    _issues_100(ncentral_api, without=frozenset({55503}))
+    with NcentralConnector("nc-s", make_config(scope="customers"), retry=NO_WAIT,
+                           clock=lambda: NOW) as customers_only:
+        second = list(customers_only.poll(STREAM, first[-1].cursor))
+
+    assert [k for _, k in _events(first)] == ["issue:55503@20240716T135500250Z:raised"]
+    # customer 100's issues are new to this scope (raised, the first run is over)
+    assert [k for _, k in _events(second)] == ["issue:55501@20240716T135000000Z:raised",
+                                               "issue:55502@20240710T090000000Z:raised"]
+    assert 55503 not in decode(second[-1].cursor.position).issues
