@@ -108,7 +108,6 @@ class NcentralAuth(httpx.Auth):
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: Tokens | None = None
-        self.exchanges = 0  # authentications + refreshes done (for tests and stats)
         self._http = make_client(api_root, timeout=timeout, transport=transport, source=source)
 
     def close(self) -> None:
@@ -139,7 +138,6 @@ class NcentralAuth(httpx.Auth):
             return self._tokens
 
     def _renew(self, current: Tokens | None) -> Tokens:
-        self.exchanges += 1
         if current is not None and current.refresh and self._clock() < current.refresh_until:
             try:
                 return self._refresh(current.refresh)
