@@ -12,7 +12,7 @@ from hub.api.auth import Hub, Manager, Viewer, Wired
 from hub.api.errors import ApiError
 from hub.api.schemas import Required, StrictBody, Text
 from hub.config.clients import KEY, OBJECT_TYPES
-from hub.core.linking import THRESHOLD
+from hub.core.linking.proposals import THRESHOLD
 from hub.errors import NotFound
 from hub.services.linking import check, report_dict, suggestions, suggestions_dict
 from hub.store.db import transaction

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hub.cli.app import app, context, err, fail, hub_errors, out, settings
 from hub.config.clients import OBJECT_TYPES
-from hub.core.linking import THRESHOLD, Proposal, Verdict
+from hub.core.linking.proposals import THRESHOLD, Proposal, Verdict
 from hub.errors import HubError
 from hub.runtime.root import configured_sources, redis_client_for
 from hub.services.linking import (

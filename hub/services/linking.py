@@ -18,16 +18,15 @@ import structlog
 from sqlalchemy.orm import Session
 
 from connectors.base import ConnectorError, Directory, Linkable
-from hub.core.linking import (
+from hub.core.linking.drift import Drift, drift
+from hub.core.linking.proposals import (
     FLOOR,
     THRESHOLD,
     Candidate,
     ClientCard,
-    Drift,
     KnownLink,
     Proposal,
     Record,
-    drift,
     suggest,
 )
 from hub.errors import NotFound

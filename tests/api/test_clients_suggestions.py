@@ -11,7 +11,7 @@ import pytest
 from connectors.base import build_connector
 from connectors.datto_rmm.sandbox import SandboxServer
 from hub.config.clients import load_clients
-from hub.core.linking import THRESHOLD
+from hub.core.linking.proposals import THRESHOLD
 from hub.services.sources import Source, SourceSpec
 from hub.services.tokens import Role
 from hub.store.db import transaction

@@ -15,7 +15,7 @@ import yaml
 
 from connectors.datto_rmm.sandbox import SandboxServer
 from hub.cli.app import context
-from hub.core.linking import THRESHOLD
+from hub.core.linking.proposals import THRESHOLD
 from hub.store.db import transaction
 from tests.cli.conftest import Cli, one_line
 from tests.services.linking_scenario import (

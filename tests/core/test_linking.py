@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from hub.core.linking import (
+from hub.core.linking.drift import DriftKind, drift
+from hub.core.linking.names import normalise, similarity
+from hub.core.linking.proposals import (
     THRESHOLD,
     ClientCard,
-    DriftKind,
     KnownLink,
     Record,
     Verdict,
-    drift,
-    normalise,
     propose,
-    similarity,
     suggest,
 )
 
@@ -181,3 +181,38 @@ def test_drift_renamed_deleted_and_moved() -> None:
     gone = drift([acme], {"datto": []})
     assert {d.kind for d in gone} == {DriftKind.DELETED} and len(gone) == 4
     assert gone[0].detail == "datto site S-1 (Acme HQ) is no longer listed"
+
+
+def _typo(rng: random.Random, name: str) -> str:
+    """The name as someone typed it into the RMM: a swapped, dropped or doubled letter,
+    a suffix, a site word, or different case."""
+    i = rng.randrange(1, max(2, len(name) - 1))
+    return rng.choice([
+        name[:i - 1] + name[i] + name[i - 1] + name[i + 1:],
+        name[:i] + name[i + 1:],
+        name[:i] + name[i] + name[i:],
+        name + rng.choice([" Ltd", " Inc.", " - HQ", " (Leeds)", " Group"]),
+        name.upper(),
+    ])
+
+
+def test_the_index_scores_exactly_what_scoring_every_client_would() -> None:
+    """`suggest` scores only the clients its word/trigram index finds; on names with
+    typos, suffixes and unrelated names it proposes exactly what scoring all clients does
+    (and typos still find their client)."""
+    rng = random.Random(9)
+    syllables = ["ac", "me", "glo", "bex", "ini", "tech", "um", "bre", "lla", "sto", "ne",
+                 "ri", "ver", "tor", "win", "dal", "ka", "zen"]
+    names = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4))).title()
+                    + rng.choice(["", " Logistics", " Dental", " Partners", " Systems"])
+                    for _ in range(150)})
+    cards = [ClientCard(f"c{i}", name) for i, name in enumerate(names)]
+    records = [site(_typo(rng, rng.choice(names)) if i % 4 else
+                    "".join(rng.choices(syllables, k=3)), uid=str(i)) for i in range(160)]
+    fast = {p.record.id: p for p in suggest(records, cards)}
+    for record in records:
+        slow = propose(record, cards)
+        got = fast[record.id]
+        assert (got.verdict, got.best, got.alternatives) == (
+            slow.verdict, slow.best, slow.alternatives), record.name
+    assert sum(p.verdict is Verdict.SUGGESTED for p in fast.values()) > 40
