@@ -42,8 +42,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/auth/refresh"): Operation("none", body="text/plain",
                                              source="spec AuthToken type + generated client"),
     ("GET", "/api/customers"): Operation("access", PAGING),  # listCustomers_1
-    ("GET", "/api/sites"): Operation("access", PAGING,
-                                     source="client code (eagle00789, mostafa Get_Sites)"),
+    ("GET", "/api/sites"): Operation("access", PAGING),  # listSites (ListResponseSite)
     ("GET", "/api/devices"): Operation("access", PAGING | {"filterId"}),  # listDevices
     ("GET", "/api/org-units/{orgUnitId}/devices"):
         Operation("access", PAGING | {"filterId"}),  # listDevicesByOrgUnitId
