@@ -52,22 +52,19 @@ def handoff(queue: Send) -> Send:
 
 
 def deliver_now(rt: Runtime, note_ids: list[int], *, fallback: Queue | None) -> None:
-    """One delivery attempt per note, now.
+    """One delivery attempt for these notes, now, together (three statements in all).
 
     Args:
         fallback: where a note goes after a transient failure (the queue); None leaves it
             pending for the hub's requeue sweep (a CLI command in embedded mode).
     """
-    for note_id in note_ids:
-        try:
-            writeback.deliver(rt.ctx, rt.sources, note_id)
-        except AuthFailed:
-            continue  # not the note's fault: it waits, pending, until the keys work again
-        except PermanentError as exc:
-            mark_dead(rt.ctx, DELIVER_NOTE, note_id, f"{type(exc).__name__}: {exc}")
-        except ConnectorError as exc:
-            if fallback is not None:
-                wait = getattr(exc, "retry_after", None)
-                fallback([note_id], delay=int(wait * 1000) if wait else RETRY_MS)
-            else:
-                log.warning("note_delivery_deferred", note_id=note_id, reason=str(exc))
+    for note_id, outcome in writeback.deliver_many(rt.ctx, rt.sources, note_ids).items():
+        if not isinstance(outcome, ConnectorError) or isinstance(outcome, AuthFailed):
+            continue  # delivered, or waiting for keys that work (the note stays pending)
+        if isinstance(outcome, PermanentError):
+            mark_dead(rt.ctx, DELIVER_NOTE, note_id, f"{type(outcome).__name__}: {outcome}")
+        elif fallback is not None:
+            wait = getattr(outcome, "retry_after", None)
+            fallback([note_id], delay=int(wait * 1000) if wait else RETRY_MS)
+        else:
+            log.warning("note_delivery_deferred", note_id=note_id, reason=str(outcome))

@@ -125,7 +125,6 @@ def _apply(ctx: HubContext, session: Session, rules: RuleSet, row: InboxEvent) -
     client = ctx.clients.resolve(session, event.source, event.client)
     if client is not None:
         event = event.model_copy(update={"hub_client": hub_ref(client)})
-    row.hub_client = client.key if client is not None else None
     evaluation = explain(rules, event)
     result.errors = [{"rule_id": e.rule_id, "error": e.message} for e in evaluation.errors]
     result.near_misses = [{"rule_id": n.rule_id, "reason": n.reason}
@@ -147,6 +146,8 @@ def _apply(ctx: HubContext, session: Session, rules: RuleSet, row: InboxEvent) -
                 described["effect"] = "error"
                 result.errors.append({"rule_id": action.rule_id, "error": str(exc)})
             result.actions.append(described)
+    # every column of the row set here, at the end: one UPDATE (not one per autoflush)
+    row.hub_client = client.key if client is not None else None
     row.status = (InboxStatus.FAILED if result.errors else
                   InboxStatus.DONE if result.matched else InboxStatus.IGNORED)
     row.attempts += 1

@@ -242,7 +242,9 @@ class RunService:
                                 by=by, now=now, assign=assign, due=due, ticket=ticket)
         self._pinned[version.id] = playbook
         # one executemany for the steps instead of an ORM flush of each (the hot path)
-        session.execute(insert(RunStep), [_step_values(row.id, st) for st in outcome.run.steps])
+        # render_nulls: the ORM would otherwise split the rows by which columns are None
+        session.execute(insert(RunStep).execution_options(render_nulls=True),
+                        [_step_values(row.id, st) for st in outcome.run.steps])
         session.expire(row, ["steps"])  # reloaded from the database on next access
         self._record(session, row, outcome, event_id)
         return row

@@ -8,11 +8,12 @@ ticket and only posts when it is not there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from connectors.base import (
@@ -130,22 +131,30 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
     note = _claim(ctx, note_id)
     if note is None:
         return Delivery(note_id, "skipped")
-    was_uncertain = note.uncertain
+    delivery = _send(ctx, sources, note)
+    _record(ctx, note_id, remote_id=delivery.remote_id, sent=True)
+    _delivered(note, delivery)
+    return delivery
+
+
+def _send(ctx: HubContext, sources: Sources, note: OutboxNote) -> Delivery:
+    """The vendor calls of one claimed note: find (after an uncertain attempt) or post,
+    then its attachment and the completion status. A failure is recorded and raised."""
     ticket = SubjectRef(type="ticket", id=note.ticket_id, source=note.source)
     remote_id = note.remote_id
     found = False
     try:
         writer = _writer(sources, note.source)
         if remote_id is None:
-            ref = writer.find_note(ticket, note.key) if was_uncertain else None
+            ref = writer.find_note(ticket, note.key) if note.uncertain else None
             if ref is not None:
                 remote_id, found = ref.id, True
-                log.info("note_found_after_uncertain_send", note_id=note_id, ticket=ticket.id)
+                log.info("note_found_after_uncertain_send", note_id=note.id, ticket=ticket.id)
             else:
                 remote_id = writer.post_note(ticket, note.text, key=note.key).id
             if note.attachment or note.kind == "completed":
                 # more calls follow: remember the posted note in case one of them fails
-                _record(ctx, note_id, remote_id=remote_id)
+                _record(ctx, note.id, remote_id=remote_id)
         if note.attachment:
             writer.attach(ticket, note.attachment["filename"],
                           note.attachment["content"].encode(), title=note.attachment["title"],
@@ -165,13 +174,148 @@ def _deliver_one(ctx: HubContext, sources: Sources, note_id: int) -> Delivery:
             src = sources.get(note.source)
             source_health.auth_failed(ctx.sessions, note.source,
                                       src.fingerprint if src else "", str(exc), ctx.clock())
-        _record(ctx, note_id, error=f"{type(exc).__name__}: {exc}",
+        _record(ctx, note.id, remote_id=remote_id, error=f"{type(exc).__name__}: {exc}",
                 dead=isinstance(exc, PermanentError) and not refused, uncertain=uncertain)
         raise
-    _record(ctx, note_id, remote_id=remote_id, sent=True)
-    log.info("note_delivered", note_id=note_id, run_id=note.run_id, kind=note.kind,
-             ticket=ticket.id)
-    return Delivery(note_id, "found" if found else "sent", remote_id)
+    return Delivery(note.id, "found" if found else "sent", remote_id)
+
+
+def _delivered(note: OutboxNote, delivery: Delivery) -> None:
+    log.info("note_delivered", note_id=note.id, run_id=note.run_id, kind=note.kind,
+             ticket=note.ticket_id)
+
+
+Outcome = Delivery | ConnectorError
+
+
+def deliver_many(ctx: HubContext, sources: Sources, note_ids: Sequence[int]) -> dict[int, Outcome]:
+    """Deliver several notes (a batch's) with three statements in all — one read, one
+    claim, one record — plus the vendor calls, instead of about ten per note.
+
+    The guarantees of :func:`deliver` hold: each note's ticket gets its earlier unsent
+    notes first and in order, a lease excludes other workers, an uncertain note is looked
+    for before it is posted again. A note that fails ends its ticket's turn (the later
+    notes of that ticket wait, released, with the same outcome); other tickets go on.
+
+    Returns:
+        for each of ``note_ids``: its ``Delivery`` (``sent``, ``found``, ``skipped``,
+        ``held``), or the ``ConnectorError`` it met (``InFlight`` when another worker
+        holds an earlier note of its ticket) — already recorded on the note, for the
+        caller to retry, park or leave for the requeue sweep.
+    """
+    wanted = set(note_ids)
+    if not wanted:
+        return {}
+    out: dict[int, Outcome] = {}
+    tickets = select(OutboxNote.source, OutboxNote.ticket_id).where(OutboxNote.id.in_(wanted))
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(OutboxNote.id, OutboxNote.source, OutboxNote.ticket_id)
+            .where(tuple_(OutboxNote.source, OutboxNote.ticket_id).in_(tickets),
+                   OutboxNote.id <= max(wanted), OutboxNote.status.in_((PENDING, SENDING)))
+            .order_by(OutboxNote.id)).all()
+        failing = source_health.all_health(session) if rows else {}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for note_id, source, ticket_id in rows:
+        groups.setdefault((source, ticket_id), []).append(note_id)
+    for key, ids in list(groups.items()):
+        last = max((i for i in ids if i in wanted), default=None)
+        ids[:] = [i for i in ids if last is not None and i <= last]
+        src = sources.get(key[0])
+        state = source_health.from_row(key[0], failing.get(key[0]),
+                                       src.fingerprint if src else "")
+        if not ids or state.holding:
+            # the PSA refused our credentials: the notes wait (pending, no attempt spent)
+            out.update((i, Delivery(i, "held")) for i in ids if i in wanted)
+            del groups[key]
+    claimed = _claim_many(ctx, [i for ids in groups.values() for i in ids])
+    sent: list[tuple[OutboxNote, Delivery]] = []
+    release: list[int] = []
+    try:
+        for ids in groups.values():
+            _send_ticket(ctx, sources, ids, claimed, wanted, out, sent, release)
+    finally:
+        _record_many(ctx, sent, release)
+    for note, delivery in sent:
+        _delivered(note, delivery)
+    for note_id in wanted:
+        out.setdefault(note_id, Delivery(note_id, "skipped"))
+    return out
+
+
+def _send_ticket(ctx: HubContext, sources: Sources, ids: list[int],
+                 claimed: dict[int, OutboxNote], wanted: set[int], out: dict[int, Outcome],
+                 sent: list[tuple[OutboxNote, Delivery]], release: list[int]) -> None:
+    """One ticket's notes, in order, until one cannot go: the rest are released."""
+    stop: ConnectorError | None = None
+    for note_id in ids:
+        note = claimed.get(note_id)
+        if stop is None and note is None:
+            if _status(ctx, note_id) == SENDING:  # another worker is sending it
+                stop = InFlight(f"note {note_id} is being sent by another worker")
+            continue  # sent or parked meanwhile: nothing to do
+        if stop is not None:
+            if note is not None:
+                release.append(note_id)
+            if note_id in wanted:
+                out[note_id] = stop
+            continue
+        assert note is not None
+        try:
+            delivery = _send(ctx, sources, note)
+        except ConnectorError as exc:  # recorded by _send
+            stop = exc
+            if note_id in wanted:
+                out[note_id] = exc
+            continue
+        sent.append((note, delivery))
+        if note_id in wanted:
+            out[note_id] = delivery
+
+
+def _status(ctx: HubContext, note_id: int) -> str | None:
+    with ctx.sessions() as session:
+        return session.execute(select(OutboxNote.status)
+                               .where(OutboxNote.id == note_id)).scalar_one_or_none()
+
+
+def _claim_many(ctx: HubContext, note_ids: list[int]) -> dict[int, OutboxNote]:
+    """Take the lease on every free note of ``note_ids`` in one statement."""
+    if not note_ids:
+        return {}
+    now = ctx.clock()
+    free = or_(OutboxNote.status == PENDING,
+               and_(OutboxNote.status == SENDING,
+                    or_(OutboxNote.next_attempt_at.is_(None), OutboxNote.next_attempt_at <= now)))
+    with transaction(ctx.sessions) as session:
+        notes = session.execute(
+            update(OutboxNote).where(OutboxNote.id.in_(note_ids), free).values(
+                uncertain=or_(OutboxNote.uncertain, OutboxNote.status == SENDING),
+                status=SENDING,
+                next_attempt_at=now + timedelta(seconds=ctx.settings.outbox_lease_seconds),
+                attempts=OutboxNote.attempts + 1,
+            ).returning(OutboxNote).execution_options(synchronize_session=False)
+        ).scalars().all()
+        for note in notes:
+            session.expunge(note)
+    return {note.id: note for note in notes}
+
+
+def _record_many(ctx: HubContext, sent: list[tuple[OutboxNote, Delivery]],
+                 release: list[int]) -> None:
+    """The sent notes marked sent, and the leases of notes not tried given back."""
+    if not sent and not release:
+        return
+    now = ctx.clock()
+    with transaction(ctx.sessions) as session:
+        if sent:
+            session.execute(update(OutboxNote), [
+                {"id": note.id, "remote_id": delivery.remote_id, "status": SENT,
+                 "sent_at": now, "last_error": None} for note, delivery in sent])
+        if release:  # claimed behind a note that failed: as if never taken
+            session.execute(update(OutboxNote).where(OutboxNote.id.in_(release)).values(
+                status=PENDING, next_attempt_at=now, attempts=OutboxNote.attempts - 1)
+                .execution_options(synchronize_session=False))
 
 
 def _record(ctx: HubContext, note_id: int, *, remote_id: str | None = None,
