@@ -180,12 +180,14 @@ SourceQuery = Annotated[str | None, Query(max_length=100, description="Only this
 @router.get("/suggestions", response_model=SuggestionsOut)
 def link_suggestions(
         ctx: Hub, rt: Wired, _who: Manager, source: SourceQuery = None,
+        kind: Annotated[str | None, Query(pattern="^(rmm|psa)$")] = None,
         min_confidence: Annotated[float, Query(ge=0, le=1)] = THRESHOLD) -> dict[str, Any]:
-    """Proposed clients for unlinked RMM sites/organizations (reads each vendor now;
-    links nothing: accept one with ``POST /api/clients/{key}/links``)."""
+    """Proposed clients for unlinked RMM sites/organizations (and PSA companies, unless
+    ``kind=rmm``); reads each vendor now and links nothing: accept one with
+    ``POST /api/clients/{key}/links``."""
     with ctx.sessions() as session:
         return suggestions_dict(suggestions(session, ctx.clients, rt.sources, only=source,
-                                            threshold=min_confidence))
+                                            kind=kind, threshold=min_confidence))
 
 
 @router.get("/drift", response_model=DriftReportOut)

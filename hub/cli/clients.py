@@ -185,6 +185,8 @@ def _candidates(p: Proposal) -> str:
 @clients_app.command("suggest")
 def clients_suggest(
     source: str = typer.Option(None, help="Only this source (connector instance name)."),
+    kind: str = typer.Option(None, help="Only sources of this kind: rmm (sites, "
+                             "organizations) or psa (companies)."),
     min_confidence: float = typer.Option(THRESHOLD, "--min-confidence", min=0.0, max=1.0,
                                          help="Confidence a proposal needs to be suggested."),
     show_all: bool = typer.Option(False, "--all", help="Also list records matching no client."),
@@ -197,11 +199,13 @@ def clients_suggest(
     and by the vendor's hints (a Datto site's Autotask company linked to a client). Accept
     one with the `msphub clients link …` line it prints. Exit 1 when a source failed.
     """
+    if kind not in (None, "rmm", "psa"):
+        fail("kind must be rmm or psa")
     sources = _sources()
     ctx = context(migrate=True)
     try:
         with hub_errors(), ctx.sessions() as session:
-            report = suggestions(session, ctx.clients, sources, only=source,
+            report = suggestions(session, ctx.clients, sources, only=source, kind=kind,
                                  threshold=min_confidence)
     finally:
         sources.close()
@@ -211,7 +215,8 @@ def clients_suggest(
         raise typer.Exit(1 if failed else 0)
     _print_errors(report.listings)
     if not report.listings:
-        out.print("no configured source can list its records (config/connectors.yaml)")
+        what = f"{kind.upper()} source" if kind else "source"
+        out.print(f"no configured {what} can list its records (config/connectors.yaml)")
         raise typer.Exit(1 if failed else 0)
     shown = [p for p in report.proposals if show_all or p.verdict is not Verdict.NONE]
     unmatched = sum(1 for p in report.proposals if p.verdict is Verdict.NONE)

@@ -75,8 +75,10 @@ def record_of(source: str, item: Linkable) -> Record:
                   psa_company_name=item.psa_company_name)
 
 
-def list_records(sources: Sources, *, only: str | None = None) -> list[Listing]:
-    """Every Directory source's records now (one vendor listing each; I/O).
+def list_records(sources: Sources, *, only: str | None = None,
+                 kind: str | None = None) -> list[Listing]:
+    """Every Directory source's records now (one vendor listing each; I/O); ``kind``:
+    only sources whose connector is of this kind (``rmm``: sites and organizations).
 
     A source that fails is reported in its listing (``error``) and logged; the others
     still count.
@@ -84,7 +86,8 @@ def list_records(sources: Sources, *, only: str | None = None) -> list[Listing]:
     Raises:
         NotFound: ``only`` names no configured source, or one that cannot list records.
     """
-    chosen = [s for s in sources if only is None or s.name == only]
+    chosen = [s for s in sources if (only is None or s.name == only)
+              and (kind is None or s.connector.manifest.kind == kind)]
     if only is not None and not chosen:
         raise NotFound(f"no configured source is named '{only}' (config/connectors.yaml)")
     listings: list[Listing] = []
@@ -130,10 +133,10 @@ def client_cards(session: Session, directory: ClientDirectory,
 
 
 def suggestions(session: Session, directory: ClientDirectory, sources: Sources, *,
-                only: str | None = None, threshold: float = THRESHOLD,
-                floor: float = FLOOR) -> Suggestions:
+                only: str | None = None, kind: str | None = None,
+                threshold: float = THRESHOLD, floor: float = FLOOR) -> Suggestions:
     """Proposals for every listed record no real client is linked to (links nothing)."""
-    listings = list_records(sources, only=only)
+    listings = list_records(sources, only=only, kind=kind)
     vendors = {s.name: s.vendor for s in sources}
     cards, linked, provisional = client_cards(session, directory, vendors)
     records = [r for x in listings for r in x.records]

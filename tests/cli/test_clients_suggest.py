@@ -124,10 +124,15 @@ def test_the_table_shows_confidence_and_the_command_that_accepts_it(
 
 
 def test_a_stricter_threshold_and_one_source(cli: Cli, msp: dict[str, str]) -> None:
-    """--min-confidence 0.95 keeps only the hinted sites; an unknown --source is refused."""
+    """--min-confidence 0.95 keeps only the hinted sites; --kind psa lists no source here;
+    an unknown --source or kind is refused."""
     strict = suggest_json(cli, "--min-confidence", "0.95", "--source", "datto")
     suggested = {p["vendor_name"] for p in strict["proposals"] if p["verdict"] == "suggested"}
     assert suggested == {"Acme Manufacturing - HQ", "IT Dept"}
+    assert "no configured PSA source can list its records" in cli(
+        "clients", "suggest", "--kind", "psa").stdout
+    assert suggest_json(cli, "--kind", "rmm")["sources"] == ["datto"]
+    assert cli("clients", "suggest", "--kind", "crm").exit_code == 1
     unknown = cli("clients", "suggest", "--source", "nowhere")
     assert unknown.exit_code == 1 and "no configured source is named 'nowhere'" in unknown.output
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 class ListingRMM:
     """A connector with only the Directory capability (and what every connector has)."""
 
+    manifest = SimpleNamespace(kind="rmm")
+
     def __init__(self, items: list[Linkable] | None = None, *, fail: bool = False) -> None:
         self.items = items or []
         self.fail = fail
@@ -41,6 +44,8 @@ class ListingRMM:
 
 class PlainPSA:
     """A connector that cannot list its records."""
+
+    manifest = SimpleNamespace(kind="psa")
 
     def close(self) -> None:
         """Nothing to release."""
@@ -139,3 +144,21 @@ def test_check_names_the_sources_it_could_not_check(
     assert failed.drift == [] and failed.checked == 0
     assert failed.unchecked_sources == ["at-prod", "cw-prod", "datto"]
     assert only.unchecked_sources == []
+
+
+def test_kind_chooses_rmm_or_psa_sources(
+        sessions: sessionmaker[Session], clients: ClientDirectory) -> None:
+    """A PSA that lists its companies is left out with kind=rmm, and alone with kind=psa."""
+    class ListingPSA(ListingRMM):
+        manifest = SimpleNamespace(kind="psa")
+
+    psa = ListingPSA([Linkable("company", "77", "Globex")])
+    rmm = ListingRMM([Linkable("site", "S-1", "Globex")])
+    srcs = sources(**{"at-prod": ("autotask", psa), "datto": ("datto-rmm", rmm)})
+    assert [x.source for x in list_records(srcs, kind="rmm")] == ["datto"]
+    with sessions() as s:
+        both = suggestions(s, clients, srcs)
+        only_psa = suggestions(s, clients, srcs, kind="psa")
+    assert sorted(p.record.id for p in both.proposals) == ["77", "S-1"]
+    assert [(p.record.id, p.best.client if p.best else None) for p in only_psa.proposals] == [
+        ("77", "globex")]
