@@ -16,7 +16,8 @@ only on ``POST /api/auth/authenticate`` (``Authorization: Bearer <JWT>``, no bod
 refresh token only as a ``text/plain`` body of ``POST /api/auth/refresh``, access tokens
 that expire, ``pageNumber`` ≥ 1 and ``pageSize`` 1..1000 (no ``-1``), unknown query
 parameters refused, ``ListResponse`` (``data, totalItems`` only) for customers and sites,
-``QueryResponse`` for devices and active issues, active issues only for customers and
+``QueryResponse`` for devices and active issues, customer and site ids as strings (the
+spec types them so; devices and issues carry integers), active issues only for customers and
 sites (400 for the service organization, 404 for an unknown id), and a customer's
 active issues without its sites' devices. Errors are ``{"status", "message"}``. The
 sandbox kit's switches (forced 429/5xx with ``Retry-After``, delay) apply to the API;
@@ -242,14 +243,20 @@ class NcentralSandbox:
                        "nextPage": link(number + 1) if number < pages else None},
         })
 
+    @staticmethod
+    def _as_strings(record: Record, *keys: str) -> Record:
+        """The spec types org unit ids of ``Customer``/``Site`` as strings ("100")."""
+        return {k: (str(v) if k in keys and v is not None else v) for k, v in record.items()}
+
     def _customers(self, request: Request) -> Response:
         with self.store.lock:
-            rows = [dict(c) for c in self.store.customers.values()]
+            rows = [self._as_strings(c, "customerId", "parentId")
+                    for c in self.store.customers.values()]
         return self._list_response(request, rows)
 
     def _sites(self, request: Request) -> Response:
         with self.store.lock:
-            rows = [dict(s) for s in self.store.sites.values()]
+            rows = [self._as_strings(s, "siteId", "parentId") for s in self.store.sites.values()]
         return self._list_response(request, rows)
 
     def _devices(self, request: Request) -> Response:

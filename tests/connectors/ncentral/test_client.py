@@ -164,7 +164,7 @@ def test_list_responses_are_paged_by_total_items(client: NcentralClient,
     listing = client.customers()
 
     assert listing.complete
-    assert [c["customerId"] for c in listing.items] == [50, 100, 200]
+    assert [c["customerId"] for c in listing.items] == ["50", "100", "200"]
     assert ncentral_api["customers"].calls.call_count == 2
 
 

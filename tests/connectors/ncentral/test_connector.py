@@ -212,7 +212,7 @@ def test_a_deleted_customer_is_forgotten_without_a_resolution(
     _issues_100(ncentral_api)
     first = list(wide.poll(STREAM, None))
     customers = load_fixture("customers.json")
-    customers["data"] = [c for c in customers["data"] if c["customerId"] != 100]
+    customers["data"] = [c for c in customers["data"] if c["customerId"] != "100"]
     customers["totalItems"] = len(customers["data"])
     ncentral_api["customers"].respond(json=customers)
     ncentral_api["sites"].respond(json={"data": [], "totalItems": 0})
