@@ -142,9 +142,9 @@ def suggestions(session: Session, directory: ClientDirectory, sources: Sources, 
     records = [r for x in listings for r in x.records]
     unlinked = [r for r in records if (r.source, r.type, r.id) not in linked]
     proposals = suggest(unlinked, cards, threshold=threshold, floor=floor)
+    listed = {(r.source, r.type, r.id) for r in unlinked}
     return Suggestions(proposals, listings, threshold, len(records) - len(unlinked),
-                       {k: v for k, v in provisional.items()
-                        if any((r.source, r.type, r.id) == k for r in unlinked)})
+                       {k: v for k, v in provisional.items() if k in listed})
 
 
 def check(session: Session, directory: ClientDirectory, sources: Sources, *,
