@@ -31,16 +31,13 @@ class Operation:
     security: str  # "jwt" (N-central_User-API_Token_JWT), "access" (API-Access_Token), "none"
     query: frozenset[str] = frozenset()
     body: str | None = None  # the request body's content type, None when it takes none
-    source: str = "spec"  # "spec": read in the document; otherwise where it comes from
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    # info.description: the JWT goes in Authorization as "Bearer <JWT>" to exchange it
+    # operationId authenticate: security N-central_User-API_Token_JWT, no requestBody
     ("POST", "/api/auth/authenticate"): Operation("jwt"),
-    # AuthTokens example: the refresh token's type is "Body"; spec-generated helpers
-    # (mostafa-n-able/N-central-REST Post_Auth_Refresh.py) send it as text/plain
-    ("POST", "/api/auth/refresh"): Operation("none", body="text/plain",
-                                             source="spec AuthToken type + generated client"),
+    # operationId refresh: no security, requestBody text/plain (the refresh token), required
+    ("POST", "/api/auth/refresh"): Operation("none", body="text/plain"),
     ("GET", "/api/customers"): Operation("access", PAGING),  # listCustomers_1
     ("GET", "/api/sites"): Operation("access", PAGING),  # listSites (ListResponseSite)
     ("GET", "/api/devices"): Operation("access", PAGING | {"filterId"}),  # listDevices
