@@ -20,6 +20,7 @@ Messages stay short and never carry secrets, tokens or bodies; context goes in a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,7 +28,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, cast, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -456,8 +457,22 @@ def build_connector(
     *,
     transport: httpx.BaseTransport | None = None,
     budget: RequestBudget | None = None,
+    token_store: Any = None,
 ) -> Connector:
-    """Validate ``raw_config`` and construct the ``vendor`` connector named ``name``."""
+    """Validate ``raw_config`` and construct the ``vendor`` connector named ``name``.
+
+    ``token_store`` (a ``connectors.oauth.TokenStore``) goes to connectors that take one
+    (OAuth2 vendors), so every worker of the hub shares one token per source.
+    """
     config = validate_config(vendor, raw_config)
     cls = get_connector_class(vendor)
+    if token_store is not None and _takes_token_store(cls):
+        factory: Any = cls
+        return cast(Connector, factory(name, config, transport=transport, budget=budget,
+                                       token_store=token_store))
     return cls(name, config, transport=transport, budget=budget)
+
+
+@cache
+def _takes_token_store(cls: type) -> bool:
+    return "token_store" in inspect.signature(cls).parameters

@@ -94,3 +94,31 @@ def test_budgets_are_shared_in_redis_per_namespace(tmp_path: Path, redis_url: st
     first.budget.acquire(2)  # type: ignore[union-attr]
     assert second.remaining_budget() == 3
     assert other.remaining_budget() == 5
+
+
+def test_oauth_tokens_are_shared_by_the_workers_of_a_deployment(tmp_path: Path,
+                                                                redis_url: str) -> None:
+    """Two processes of one deployment (two loads of the file, one Redis) fetch one OAuth2
+    token for a Datto RMM source between them; another namespace fetches its own."""
+    import json
+
+    import redis
+
+    from connectors.datto_rmm.sandbox import SandboxServer
+
+    client = redis.Redis.from_url(redis_url)
+    with SandboxServer() as rmm:
+        config = rmm.connector_config()
+        path = write(tmp_path, json.dumps({"sources": {"datto": {
+            "vendor": "datto-rmm", "poll": {"enabled": False}, "config": config}}}))
+        loaded = [load_sources(path, env={}, redis_client=client, namespace=ns)
+                  for ns in ("prod", "prod", "staging")]
+        try:
+            for sources in loaded:
+                src = sources.get("datto")
+                assert src is not None
+                src.connector.sites()  # type: ignore[attr-defined]
+            assert rmm.sandbox.token_requests == 2  # prod once (shared), staging once
+        finally:
+            for sources in loaded:
+                sources.close()

@@ -38,6 +38,7 @@ from connectors.base import (
     get_connector_class,
 )
 from connectors.budget import make_budget
+from connectors.oauth import make_token_store
 from hub.config.yamlio import YamlDoc, expand_env, read_yaml, validation_error
 from hub.errors import Loc
 
@@ -226,8 +227,12 @@ def load_sources(
         budget: RequestBudget = make_budget(str(name), per_minute, redis_client=redis_client,
                                             namespace=namespace)
         try:
+            # OAuth2 vendors: one token per source for every worker (Redis), else per process
+            store = make_token_store(str(name), redis_client=redis_client, namespace=namespace) \
+                if redis_client is not None else None
             connector = build_connector(spec.vendor, str(name), config,
-                                        transport=source_transport, budget=budget)
+                                        transport=source_transport, budget=budget,
+                                        token_store=store)
         except InvalidConfig as exc:
             key, msg = exc.problems[0] if exc.problems else ("", str(exc))
             where = (*loc, "config", *key.split("."))
