@@ -15,6 +15,7 @@ from hub.errors import HubError
 from hub.runtime.root import configured_sources, redis_client_for
 from hub.services.linking import (
     Listing,
+    Suggestions,
     check,
     link_command,
     report_dict,
@@ -217,7 +218,13 @@ def clients_suggest(
     if not report.listings:
         what = f"{kind.upper()} source" if kind else "source"
         out.print(f"no configured {what} can list its records (config/connectors.yaml)")
-        raise typer.Exit(1 if failed else 0)
+    else:
+        _print_suggestions(report, show_all=show_all)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_suggestions(report: Suggestions, *, show_all: bool) -> None:
+    """The proposals as a table, a summary line and the commands that accept them."""
     shown = [p for p in report.proposals if show_all or p.verdict is not Verdict.NONE]
     unmatched = sum(1 for p in report.proposals if p.verdict is Verdict.NONE)
     if shown:
@@ -232,17 +239,17 @@ def clients_suggest(
                           _candidates(p), escape("; ".join(p.best.reasons) if p.best else ""))
         out.print(table)
     linked = f"; {report.already_linked} already linked" if report.already_linked else ""
-    out.print(f"{len(report.proposals)} unlinked record(s){linked}; "
-              f"{sum(p.verdict is Verdict.SUGGESTED for p in report.proposals)} suggested at "
-              f"confidence ≥ {report.threshold:.2f}"
-              + (f"; {unmatched} match no client" + ("" if show_all else " (--all lists them)")
-                 if unmatched else ""))
+    more = ""
+    if unmatched:
+        more = f"; {unmatched} match no client" + ("" if show_all else " (--all lists them)")
+    suggested = sum(p.verdict is Verdict.SUGGESTED for p in report.proposals)
+    out.print(f"{len(report.proposals)} unlinked record(s){linked}; {suggested} suggested at "
+              f"confidence ≥ {report.threshold:.2f}{more}")
     commands = [link_command(p) for p in report.proposals if p.verdict is Verdict.SUGGESTED]
     if commands:
         out.print("accept a suggestion with:")
         for command in commands:
             out.print(f"  {escape(command or '')}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1 if failed else 0)
 
 
 _VERDICT_STYLE = {Verdict.SUGGESTED: "[green]{}[/]", Verdict.AMBIGUOUS: "[yellow]{}[/]",
