@@ -16,7 +16,6 @@ The ``devices`` stream diffs ``GET /api/devices`` the same way into ``device.add
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -40,19 +39,18 @@ from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
 from connectors.ncentral.client import Listing, NcentralClient, Record
 from connectors.ncentral.config import NcentralConfig
 from connectors.ncentral.events import (
-    Placement,
     customer_record,
     device_data,
     device_event,
     marker,
     normalize_issue,
-    org_unit_id,
     raised_event,
     resolved_event,
     site_record,
     task_id,
     transition_time,
 )
+from connectors.ncentral.orgunits import OrgMap, build_org_map, is_customer
 from connectors.ncentral.tracking import Known, State, decode, encode, reconcile
 from hub.core.events import Event, EventKind
 
@@ -62,37 +60,6 @@ CURSOR_VERSION = 1
 STREAM = "active_issues"
 DEVICES = "devices"
 MAX_PAGE_EVENTS = 500  # a first poll of a large server is stored in several transactions
-
-
-@dataclass(frozen=True)
-class OrgMap:
-    """The org units of one run: customers and sites by id, what to poll, what exists."""
-
-    customers: dict[int, str | None]
-    sites: dict[int, tuple[str | None, int | None]]  # site id → (name, customer id)
-    targets: list[int]
-    existing: set[int] | None
-    server_time: datetime | None
-
-    def placement(self, issue: Record, polled: int) -> Placement:
-        """The issue's customer (and site): from its own ``orgUnitId``, else the polled one."""
-        for unit in (org_unit_id(issue, "orgUnitId"), polled):
-            if unit is None:
-                continue
-            if unit in self.sites:
-                name, parent = self.sites[unit]
-                if parent is not None:
-                    return Placement(parent, self.customers.get(parent), unit, name)
-            if unit in self.customers:
-                return Placement(unit, self.customers[unit])
-        return Placement(polled, None)
-
-
-def _is_customer(record: Record) -> bool:
-    """True for a real customer (service organizations and the system unit have no issues)."""
-    kind = str(record.get("orgUnitType") or "").upper()
-    return not (record.get("isServiceOrg") is True or record.get("isSystem") is True
-                or kind in ("SO", "SYSTEM", "SERVICE_ORGANIZATION"))
 
 
 class NcentralConnector:
@@ -165,32 +132,11 @@ class NcentralConnector:
         """Customers and sites of this run, the org units to poll and those that exist."""
         customers = self.client.customers()
         sites = self.client.sites()
-        by_customer = {cid: (c.get("customerName") if isinstance(c.get("customerName"), str)
-                             else None)
-                       for c in customers.items if _is_customer(c)
-                       and (cid := org_unit_id(c, "customerId", "orgUnitId")) is not None}
-        by_site = {sid: (s.get("siteName") if isinstance(s.get("siteName"), str) else None,
-                         org_unit_id(s, "parentId", "customerId"))
-                   for s in sites.items
-                   if (sid := org_unit_id(s, "siteId", "orgUnitId")) is not None}
-        # what is polled: remembered issues of any other org unit (deleted, or out of
-        # scope since a config change) are forgotten — once the listings are complete
-        existing: set[int] | None = None
-        if self.config.org_units is not None:
-            targets = list(self.config.org_units)
-            existing = set(targets)
-        else:
-            scope = self.config.scope
-            targets = ([*by_customer] if scope != "sites" else []) + \
-                      ([*by_site] if scope != "customers" else [])
-            if customers.complete and sites.complete:
-                existing = set(targets)
         for name, listing in (("customers", customers), ("sites", sites)):
             if not listing.complete:
                 log.warning("ncentral_listing_incomplete", source=self.name, listing=name,
                             reason=listing.reason)
-        return OrgMap(by_customer, by_site, targets, existing,
-                      customers.server_time or sites.server_time)
+        return build_org_map(customers, sites, self.config)
 
     def _issues(self, org_unit: int) -> Listing | None:
         """One org unit's active issues; None (logged) when N-central cannot list them."""
@@ -333,7 +279,7 @@ class NcentralConnector:
 
     def customers(self) -> list[Record]:
         """Every customer as a directory record (link type ``customer``)."""
-        return [customer_record(c) for c in self.client.customers().items if _is_customer(c)]
+        return [customer_record(c) for c in self.client.customers().items if is_customer(c)]
 
     def linkables(self) -> list[Linkable]:
         """Every customer, for link suggestions and drift checks (events name customers,
@@ -349,7 +295,7 @@ class NcentralConnector:
         found: list[Linkable] = []
         for customer in listing.items:
             record = customer_record(customer)
-            if _is_customer(customer) and record["id"]:
+            if is_customer(customer) and record["id"]:
                 found.append(Linkable(type="customer", id=record["id"], name=record["name"]))
         return found
 
