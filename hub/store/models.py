@@ -223,6 +223,9 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # the thin webhook row whose full record this row holds (via "enrich"); the thin row
+    # keeps what the vendor sent
+    enriched_from: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class OutboxNote(Base):
@@ -233,7 +236,9 @@ class OutboxNote(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)  # marker embedded in the note
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    # NULL only for a note about an event that launched nothing (kind ``event_failed``,
+    # never held for a digest, so the run-keyed code paths never see one): typed int
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True, nullable=True)
     kind: Mapped[str] = mapped_column(String(30))
     step_id: Mapped[str | None] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(100))
