@@ -56,12 +56,18 @@ class MappingError(HubError):
 
 
 class StepLocked(HubError):
-    """A step cannot be completed yet; ``blockers`` names the steps it waits for."""
+    """A step cannot be completed yet; ``blockers`` names the steps it waits for and
+    ``frontier`` the ones that can be done now to unlock it (when a blocker is itself
+    locked, the reason names both)."""
 
-    def __init__(self, step: str, blockers: list[str]) -> None:
+    def __init__(self, step: str, blockers: list[str],
+                 frontier: list[str] | None = None) -> None:
         self.step = step
         self.blockers = blockers
+        self.frontier = list(blockers) if frontier is None else frontier
         self.reason = f"step '{step}' is locked until these steps are done: {', '.join(blockers)}"
+        if self.frontier != blockers:
+            self.reason += f"; start with: {', '.join(self.frontier)}"
         super().__init__(self.reason)
 
 
