@@ -145,6 +145,9 @@ class RunStep(Base):
     note: Mapped[str | None] = mapped_column(Text)
     skip_reason: Mapped[str | None] = mapped_column(Text)
     overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # set once each: the due-soon reminder, and the playbook's escalation of a late step
+    due_soon_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     run: Mapped[Run] = relationship(back_populates="steps")
 
@@ -330,3 +333,40 @@ class SourceHealth(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the source's config
     since: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """One message owed to one person on one channel (email, Teams, Slack) about one fact.
+
+    Written in the transaction of the fact (a step assigned, overdue, escalated …) with its
+    text already rendered; sent afterwards with retries and backoff, like the PSA notes.
+    ``(fact, recipient, channel)`` is unique, so a fact seen twice notifies once.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("fact", "recipient", "channel", name="uq_notification_fact"),
+        Index("ix_notifications_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fact: Mapped[str] = mapped_column(String(200))  # e.g. overdue:run/12/step/revoke
+    kind: Mapped[str] = mapped_column(String(30))  # assigned | due_soon | overdue | …
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    step_id: Mapped[str | None] = mapped_column(String(100))
+    event_id: Mapped[int | None] = mapped_column(Integer)
+    recipient: Mapped[str] = mapped_column(String(100))  # a team member id
+    channel: Mapped[str] = mapped_column(String(20))  # email | teams | slack
+    # the email address; webhook URLs are secrets and are read from team.yaml when sent
+    address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    # pending | sending | sent | dead (the outbox notes' states)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
