@@ -1,7 +1,8 @@
 """The web dashboard: server-rendered pages (Jinja2 and a little plain JavaScript).
 
 ``router`` gathers the pages: sign-in, the portfolio, the run page (and its forms), my
-work, the operations pages, and the completion record with its share links.
+work, the operations pages, and the completion record (page and PDF) with its share links
+and the MSP's logo.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from fastapi import APIRouter
 from hub.api.dashboard import (
     access,
     actions,
+    branding,
     evidence,
     operations,
     portfolio,
@@ -28,6 +30,7 @@ router.include_router(work.router)
 router.include_router(actions.router)
 router.include_router(operations.router)
 router.include_router(evidence.router)
+router.include_router(branding.router)
 router.include_router(sources.router)
 router.include_router(rules.router)
 

@@ -1,10 +1,11 @@
-"""The completion record of a run: a printable page for signed-in people, and share links
-that show a client that record and nothing else (expiring, revocable, every view audited).
+"""The completion record of a run: a printable page and a PDF for signed-in people, and
+share links that show a client that record and nothing else (expiring, revocable, every
+view audited, the PDF's too), both under the MSP's branding (``config/branding.yaml``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -12,7 +13,9 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Hub, Principal, check_role
-from hub.api.dashboard.render import render
+from hub.api.dashboard.branding import LOGO_URL, brand
+from hub.api.dashboard.record_pdf import record_pdf
+from hub.api.dashboard.render import SECURITY_HEADERS, render
 from hub.api.dashboard.signin import (
     REFUSALS,
     STALE_FORM,
@@ -53,9 +56,23 @@ def _record_view(request: Request, ctx: HubContext, who: Principal, run_id: int,
     manager = at_least(who.role, Role.MANAGER)
     with ctx.sessions() as session:
         links = sharing.links_of(session, run_id) if manager else []
+    shown = brand(request, ctx)
     return render("record.html", status, who=who, run=detail, input_titles=inputs,
                   now=ctx.clock(), csrf=csrf_token(request), may_share=manager, links=links,
-                  new_link=new_link, error=error, shared=False)
+                  new_link=new_link, error=error, shared=False, brand=shown.branding,
+                  brand_error=shown.error if manager else None, logo_url=LOGO_URL,
+                  pdf_url=f"/runs/{run_id}/record.pdf")
+
+
+def _pdf(request: Request, ctx: HubContext, run_id: int,
+         expires_at: datetime | None = None) -> Response:
+    """The record as a PDF (inline, so the browser shows it; the name suits a download)."""
+    detail, inputs = _record(ctx, run_id)
+    data = record_pdf(detail, inputs, brand(request, ctx).branding, now=ctx.clock(),
+                      expires_at=expires_at)
+    return Response(data, media_type="application/pdf", headers={
+        **SECURITY_HEADERS,
+        "Content-Disposition": f'inline; filename="record-run-{run_id}.pdf"'})
 
 
 @router.get("/runs/{run_id}/record", response_class=HTMLResponse)
@@ -65,6 +82,18 @@ def record_page(run_id: RunId, request: Request, ctx: Hub) -> Response:
     if isinstance(who, Response):
         return who
     return _record_view(request, ctx, who, run_id)
+
+
+@router.get("/runs/{run_id}/record.pdf")
+def record_pdf_page(run_id: RunId, request: Request, ctx: Hub) -> Response:
+    """The run's completion record as a PDF (anyone signed in, like the page)."""
+    who = viewer(request, ctx)
+    if isinstance(who, Response):
+        return who
+    try:
+        return _pdf(request, ctx, run_id)
+    except NotFound:
+        return render("missing.html", 404, who=who, run_id=run_id, csrf=csrf_token(request))
 
 
 async def _manage(request: Request, ctx: HubContext, run_id: int, link_id: int | None) -> Response:
@@ -109,18 +138,38 @@ async def revoke(run_id: RunId, link_id: LinkId, request: Request, ctx: Hub) -> 
     return await _manage(request, ctx, run_id, link_id)
 
 
-@router.get("/shared/{token}", response_class=HTMLResponse)
-def shared_record(token: ShareToken, request: Request, ctx: Hub) -> Response:
-    """What a client sees: that run's record, nothing else; altered/expired/revoked: 403."""
+def _open(request: Request, ctx: HubContext, token: str) -> tuple[int, datetime] | Response:
+    """The run and expiry a live token names (the view audited), or the refusal page."""
     viewer_ip = request.client.host if request.client else "unknown"
     try:
         with transaction(ctx.sessions) as session:
             link = sharing.open_link(session, secret(request), token, now=ctx.clock(),
                                      viewer=viewer_ip)
-            run_id, expires_at = link.run_id, link.expires_at
+            return link.run_id, link.expires_at
     except sharing.LinkRefused as exc:
-        return render("shared_refused.html", 403, message=exc.reason)
+        return render("shared_refused.html", 403, message=exc.reason,
+                      brand=brand(request, ctx).branding, logo_url=LOGO_URL)
+
+
+@router.get("/shared/{token}", response_class=HTMLResponse)
+def shared_record(token: ShareToken, request: Request, ctx: Hub) -> Response:
+    """What a client sees: that run's record, nothing else; altered/expired/revoked: 403."""
+    opened = _open(request, ctx, token)
+    if isinstance(opened, Response):
+        return opened
+    run_id, expires_at = opened
     detail, inputs = _record(ctx, run_id)
     return render("record.html", run=detail, input_titles=inputs, now=ctx.clock(),
                   shared=True, expires_at=expires_at, may_share=False, links=[],
-                  new_link=None, error=None, csrf="")
+                  new_link=None, error=None, csrf="", brand=brand(request, ctx).branding,
+                  brand_error=None, logo_url=LOGO_URL, pdf_url=f"/shared/{token}/record.pdf")
+
+
+@router.get("/shared/{token}/record.pdf")
+def shared_record_pdf(token: ShareToken, request: Request, ctx: Hub) -> Response:
+    """The shared record as a PDF; refused like the page, and audited as a view."""
+    opened = _open(request, ctx, token)
+    if isinstance(opened, Response):
+        return opened
+    run_id, expires_at = opened
+    return _pdf(request, ctx, run_id, expires_at)
