@@ -374,6 +374,59 @@ class Sandbox(Protocol):
         """Answer the next ``count`` API requests with ``status`` (and ``Retry-After``)."""
 
 
+@runtime_checkable
+class WebhookSandbox(Protocol):
+    """Optional for a ``Sandbox`` whose vendor sends webhooks: deliveries built exactly as
+    the vendor sends them to the hub, so the contract suite checks every receiver alike.
+
+    Every delivery is authenticated for the sandbox's ``connector_config()`` (its
+    ``webhook_secret``); nothing is POSTed: the caller hands the request to the connector.
+    """
+
+    @property
+    def signs_webhooks(self) -> bool:
+        """True when the vendor signs the body (an altered body fails ``verify``); False
+        when only a shared secret is checked and the connector re-reads the record."""
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False
+                         ) -> WebhookRequest:
+        """A delivery about a record the sandbox holds (made for the call).
+
+        Args:
+            event: ``created`` (a new ticket, a raised alert) or ``updated`` (a changed
+                ticket, a resolved alert).
+            thin: the vendor's ids-only form where it has two (ConnectWise's callbacks
+                without ``Entity``); vendors with one form ignore it.
+        """
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` authenticated as the vendor authenticates deliveries (headers, path or
+        query secret, signature over ``body``); with ``secret`` that secret is used in place
+        of the configured one (a forgery)."""
+
+
+@runtime_checkable
+class TicketSandbox(Protocol):
+    """Optional for a PSA ``Sandbox``: tickets the writer may write to, and what they hold."""
+
+    @property
+    def completed_status(self) -> str:
+        """The name of a status that completes a ticket in this sandbox."""
+
+    def a_ticket(self) -> SubjectRef:
+        """A new open ticket (``source`` None) that notes, files and statuses may go to."""
+
+    def ticket_status(self, ticket: SubjectRef) -> str:
+        """The ticket's current status name."""
+
+    def attachment_ids(self, ticket: SubjectRef) -> list[str]:
+        """Ids of the files attached to the ticket, as ``TicketWriter.attach`` returns them."""
+
+    def status_writes(self, ticket: SubjectRef) -> int:
+        """API writes that set the ticket's status so far, counted even when the value did
+        not change (a no-op ``set_status`` adds none)."""
+
+
 CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.POLLER: Poller,
     Capability.WEBHOOK_RECEIVER: WebhookReceiver,

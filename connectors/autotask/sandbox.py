@@ -34,9 +34,10 @@ import re
 import signal
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -46,11 +47,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.autotask.sandbox_api import RecordRoutes
-from connectors.autotask.sandbox_store import FilterError, Record, SandboxStore
-from connectors.autotask.sandbox_webhooks import WebhookSender, dotnet_body, webhook_route
+from connectors.autotask.sandbox_store import (
+    PICKLISTS,
+    FilterError,
+    Record,
+    SandboxStore,
+    stamp,
+)
+from connectors.autotask.sandbox_webhooks import (
+    WebhookSender,
+    dotnet_body,
+    signed_headers,
+    webhook_route,
+)
 from connectors.autotask.sandbox_webhooks import errors as _errors
+from connectors.base import WebhookRequest
 from connectors.sandbox import Failure, FaultGate, FaultSwitches, HostedSandbox, WebhookDispatcher
 from connectors.sandbox import control_routes as kit_control_routes
+from hub.core.events import SubjectRef
 
 __all__ = ["AutotaskSandbox", "SandboxServer", "dotnet_body"]
 
@@ -258,6 +272,7 @@ class SandboxServer(HostedSandbox):
                  **kw: Any) -> None:
         super().__init__(sandbox or AutotaskSandbox(**kw), port=port)
         self._seed_company: int | None = None
+        self._guid = str(uuid.uuid4())
 
     def connector_config(self, *, valid_credentials: bool = True,
                          **overrides: Any) -> dict[str, Any]:
@@ -282,18 +297,72 @@ class SandboxServer(HostedSandbox):
         if stream not in ("tickets", "contracts", "contract_states"):
             raise ValueError(f"unknown stream {stream!r}")
         store = self.sandbox.store
-        if self._seed_company is None:
-            self._seed_company = int(store.create_company("Seed Company")["id"])
+        company = self._company()
         for i in range(count):
             if stream == "tickets":
-                store.create_ticket(f"Seed ticket {i}", company_id=self._seed_company,
-                                    notify=False)
+                store.create_ticket(f"Seed ticket {i}", company_id=company, notify=False)
             else:
-                store.create_contract(self._seed_company, f"Seed contract {i}")
+                store.create_contract(company, f"Seed contract {i}")
 
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""
         self.sandbox.fail_next(count, status=status, retry_after=retry_after)
+
+    # -- WebhookSandbox / TicketSandbox (the contract suite) --------------------------------
+
+    signs_webhooks = True  # X-Hook-Signature: HMAC-SHA1 over the .NET serialisation
+    completed_status = "Complete"
+
+    def _company(self) -> int:
+        if self._seed_company is None:
+            self._seed_company = int(self.sandbox.store.create_company("Seed Company")["id"])
+        return self._seed_company
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
+        """A signed Create (``created``) or Update (``updated``: status to In Progress)
+        delivery for a ticket a technician made now; Autotask's payloads are always thin."""
+        store, sender = self.sandbox.store, self.sandbox.webhooks
+        ticket = store.create_ticket("Contract ticket", company_id=self._company(),
+                                     notify=False)
+        action = "Create"
+        if event == "updated":  # a change to a ticket entered yesterday
+            with store.lock:
+                row = store.tables["tickets"][ticket["id"]]
+                row["createDate"] = stamp(store.clock() - timedelta(days=1))
+            ticket = store.update_ticket(ticket["id"], status=8, notify=False)
+            action = "Update"
+        elif event != "created":
+            raise ValueError(f"unknown event {event!r}")
+        hook = {"webhookGUID": self._guid,
+                "secretKey": self.connector_config()["webhook_secret"]}
+        fields = {"status": ticket["status"], "title": ticket["title"]}
+        wire, headers = sender.delivery(hook, action, int(ticket["id"]), fields,
+                                        int(store.technician["id"]))
+        return WebhookRequest(headers=headers, body=wire)
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` signed as Autotask signs it (HMAC-SHA1 over the body as sent)."""
+        key = secret if secret is not None else self.connector_config()["webhook_secret"]
+        return WebhookRequest(headers=signed_headers(body, key), body=body)
+
+    def a_ticket(self) -> SubjectRef:
+        """A new ticket (status New) entered by the technician."""
+        ticket = self.sandbox.store.create_ticket("Contract write-back",
+                                                  company_id=self._company(), notify=False)
+        return SubjectRef(type="ticket", id=str(ticket["id"]))
+
+    def ticket_status(self, ticket: SubjectRef) -> str:
+        """The label of the ticket's status picklist value."""
+        record = self.sandbox.store.get("tickets", int(ticket.id)) or {}
+        return PICKLISTS["tickets"]["status"].get(int(record.get("status") or 0), "")
+
+    def attachment_ids(self, ticket: SubjectRef) -> list[str]:
+        """Ids of the ticket's attachments."""
+        return [str(a["id"]) for a in self.sandbox.store.attachments(int(ticket.id))]
+
+    def status_writes(self, ticket: SubjectRef) -> int:
+        """PATCHes of ``Tickets`` (the writer's only ticket update; one ticket per test)."""
+        return self.sandbox.request_count("PATCH", self.sandbox.api_path("Tickets"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,6 +75,13 @@ class WebhookSender:
     def deliver(self, hook: Record, action: str, entity_id: int, fields: dict[str, Any],
                 actor: int) -> None:
         """POST one signed payload to the hook's URL (drop/duplicate switches applied)."""
+        wire, headers = self.delivery(hook, action, entity_id, fields, actor)
+        self.dispatcher.send(str(hook["webhookUrl"]), wire, headers)
+
+    def delivery(self, hook: Record, action: str, entity_id: int, fields: dict[str, Any],
+                 actor: int) -> tuple[bytes, dict[str, str]]:
+        """The body on the wire and its headers for one delivery of ``hook`` (the next
+        sequence number), signed with the hook's ``secretKey``."""
         with self._lock:
             self._sequence += 1
             sequence = self._sequence
@@ -83,11 +90,14 @@ class WebhookSender:
                    "SequenceNumber": sequence, "PersonID": actor}
         wire = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         signed = wire if self.sign_raw else dotnet_body(payload)
-        digest = hmac.new(str(hook.get("secretKey") or "").encode(), signed, hashlib.sha1)
-        signature = "sha1=" + base64.b64encode(digest.digest()).decode()
-        self.dispatcher.send(str(hook["webhookUrl"]), wire,
-                             {"content-type": "application/json",
-                              "x-hook-signature": signature})
+        return wire, signed_headers(signed, str(hook.get("secretKey") or ""))
+
+
+def signed_headers(signed: bytes, secret: str) -> dict[str, str]:
+    """The headers of a delivery whose signed form is ``signed``: ``X-Hook-Signature``."""
+    digest = hmac.new(secret.encode(), signed, hashlib.sha1)
+    return {"content-type": "application/json",
+            "x-hook-signature": "sha1=" + base64.b64encode(digest.digest()).decode()}
 
 
 def webhook_route(store: SandboxStore, method: str, parts: list[str], body: Any) -> Response:

@@ -6,14 +6,15 @@ import base64
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 
 from connectors.autotask.client import AutotaskClient
 from connectors.autotask.config import AutotaskConfig
 from connectors.autotask.lookups import Picklists
-from connectors.base import NoteRef, NotFound, PermanentError, RateLimited
+from connectors.base import NoteRef, NotFound, PermanentError, RateLimited, TransientError
 from connectors.writeback import find_marked, marked_title, marker, with_marker
 from hub.core.events import SubjectRef
 
@@ -102,8 +103,28 @@ class AutotaskWriter:
             "noteType": self._picklist("TicketNotes", "noteType", self.config.note_type),
             "publish": self._picklist("TicketNotes", "publish", self.config.note_publish),
         }
-        note_id = self.client.create(f"Tickets/{tid}/Notes", body)
+        note_id = self._create_child(tid, "Notes", body)
         return NoteRef(ticket=ticket, id=str(note_id))
+
+    def _create_child(self, tid: int, child: str, body: Mapping[str, Any]) -> int:
+        """POST a note or attachment of ticket ``tid``.
+
+        Autotask answers 500, not 404, when the ticket does not exist; after a 500 the
+        ticket is read once, so a missing ticket ends as ``NotFound`` (never retried)
+        instead of a transient error the outbox would retry until it gives up.
+        """
+        try:
+            return self.client.create(f"Tickets/{tid}/{child}", body)
+        except TransientError as exc:
+            if exc.status != 500:
+                raise
+            try:
+                self.client.get_item(f"Tickets/{tid}")
+            except NotFound:
+                raise NotFound(f"ticket {tid} does not exist", source=self.name) from exc
+            except TransientError:
+                pass
+            raise
 
     def find_note(self, ticket: SubjectRef, key: str) -> NoteRef | None:
         """The ticket's note whose description carries ``key``'s marker, if any."""
@@ -137,7 +158,7 @@ class AutotaskWriter:
             "publish": self.config.attachment_publish,
             "data": base64.b64encode(data).decode("ascii"),
         }
-        return str(self.client.create(f"Tickets/{tid}/Attachments", body))
+        return str(self._create_child(tid, "Attachments", body))
 
     def set_status(self, ticket: SubjectRef, status_name: str) -> None:
         """Set the ticket's status by name (no-op when it is already there).

@@ -27,16 +27,18 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from starlette.types import ASGIApp
 
+from connectors.base import WebhookRequest
 from connectors.connectwise.sandbox_app import build_app
 from connectors.connectwise.sandbox_store import API_MEMBER_ID, TECH_MEMBER_ID, Record, SandboxStore
 from connectors.connectwise.signing import sign
 from connectors.sandbox import FaultSwitches, HostedSandbox, WebhookDispatcher
+from hub.core.events import SubjectRef
 
 __all__ = ["ConnectWiseSandbox", "SandboxServer"]
 
@@ -146,28 +148,37 @@ class ConnectWiseSandbox:
             copies = self.faults.copies()  # 0: dropped, 2: delivered twice
             if not copies:
                 continue
-            body = json.dumps(
-                {
-                    "MessageId": str(uuid.uuid4()),
-                    "FromUrl": self.base_url,
-                    "CompanyId": self.company_id,
-                    "MemberId": member,
-                    "Action": action,
-                    "Type": rtype,
-                    "ID": record["id"],
-                    "ProductInstanceId": self.instance_id,
-                    "PartnerId": "sandbox",
-                    "CallbackObjectRecId": entry["objectId"],
-                    "Entity": entity,
-                    "Metadata": {"key_url": self.key_url},
-                }
-            ).encode()
-            headers = {
-                "content-type": "application/json",
-                "x-content-signature": sign(body, self.signing_key),
-            }
+            body = self.callback_body(rtype, action, record, member, entity=entity,
+                                      object_id=entry["objectId"])
             for _ in range(copies):
-                self.dispatcher.submit(entry["url"], body, headers)
+                self.dispatcher.submit(entry["url"], body, self.callback_headers(body))
+
+    def callback_body(self, rtype: str, action: str, record: Record, member: str, *,
+                      entity: str, object_id: Any = 1) -> bytes:
+        """One callback body as ConnectWise posts it (``Entity`` a JSON string or "")."""
+        return json.dumps(
+            {
+                "MessageId": str(uuid.uuid4()),
+                "FromUrl": self.base_url,
+                "CompanyId": self.company_id,
+                "MemberId": member,
+                "Action": action,
+                "Type": rtype,
+                "ID": record["id"],
+                "ProductInstanceId": self.instance_id,
+                "PartnerId": "sandbox",
+                "CallbackObjectRecId": object_id,
+                "Entity": entity,
+                "Metadata": {"key_url": self.key_url},
+            }
+        ).encode()
+
+    def callback_headers(self, body: bytes) -> dict[str, str]:
+        """The headers of a callback: its ``x-content-signature`` over ``body``."""
+        return {
+            "content-type": "application/json",
+            "x-content-signature": sign(body, self.signing_key),
+        }
 
     @staticmethod
     def _covers(entry: Record, record: Record) -> bool:
@@ -300,6 +311,7 @@ class SandboxServer(HostedSandbox):
 
     def __init__(self, sandbox: ConnectWiseSandbox | None = None, *, port: int = 0, **kw: Any):
         super().__init__(sandbox or ConnectWiseSandbox(**kw), port=port)
+        self._company_id: int | None = None
 
     def connector_config(
         self, *, valid_credentials: bool = True, **overrides: Any
@@ -334,6 +346,59 @@ class SandboxServer(HostedSandbox):
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""
         self.sandbox.fail_next(count, status=status, retry_after=retry_after)
+
+    # -- WebhookSandbox / TicketSandbox (the contract suite) --------------------------------
+
+    signs_webhooks = True  # x-content-signature over the raw body
+    completed_status = "Closed"
+
+    def _contract_company(self) -> int:
+        if self._company_id is None:
+            self._company_id = int(self.sandbox.create_company("Contract Co")["id"])
+        return self._company_id
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
+        """A signed ticket callback (``added`` or ``updated``) for a ticket made now."""
+        cw = self.sandbox
+        record = cw.create_ticket("Contract ticket", company_id=self._contract_company())
+        action = "added"
+        if event == "updated":  # a change to a ticket entered yesterday
+            with cw.store.lock:
+                info = cw.store.tables["tickets"][record["id"]]["_info"]
+                entered = datetime.fromisoformat(info["dateEntered"]) - timedelta(days=1)
+                info["dateEntered"] = entered.strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = cw.update_ticket(record["id"], summary="Contract ticket (changed)")
+            action = "updated"
+        elif event != "created":
+            raise ValueError(f"unknown event {event!r}")
+        entity = "" if thin else json.dumps(record)
+        body = cw.callback_body("ticket", action, record, TECH_MEMBER_ID, entity=entity)
+        return self.webhook_request(body)
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` signed with the sandbox's key, to our ``?token=`` callback URL."""
+        token = secret if secret is not None else self.connector_config()["webhook_secret"]
+        return WebhookRequest(headers=self.sandbox.callback_headers(body), body=body,
+                              query={"token": token})
+
+    def a_ticket(self) -> SubjectRef:
+        """A new ticket on the Service Desk board (statuses New … Closed)."""
+        record = self.sandbox.create_ticket("Contract write-back",
+                                            company_id=self._contract_company())
+        return SubjectRef(type="ticket", id=str(record["id"]))
+
+    def ticket_status(self, ticket: SubjectRef) -> str:
+        """The ticket's status name."""
+        return str(self.sandbox.ticket(int(ticket.id))["status"]["name"])
+
+    def attachment_ids(self, ticket: SubjectRef) -> list[str]:
+        """Ids of the documents attached to the ticket."""
+        return [str(d["id"]) for d in self.sandbox.documents(int(ticket.id))]
+
+    def status_writes(self, ticket: SubjectRef) -> int:
+        """PATCHes of the ticket (the writer's only way to change its status)."""
+        path = f"/{self.sandbox.codebase}apis/3.0/service/tickets/{int(ticket.id)}"
+        return self.sandbox.request_count("PATCH", path)
 
 
 def main(argv: list[str] | None = None) -> None:

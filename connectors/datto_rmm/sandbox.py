@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.base import WebhookRequest
 from connectors.datto_rmm.sandbox_store import Record, SandboxStore
 from connectors.sandbox import (
     Failure,
@@ -289,18 +290,46 @@ class SandboxServer(HostedSandbox):
         if stream not in ("alerts_open", "alerts_resolved"):
             raise ValueError(f"unknown stream {stream!r}")
         store = self.sandbox.store
-        if self._seed_site is None:
-            site = store.create_site(f"Seed site {uuid.uuid4().hex[:6]}")
-            store.create_device(site["uid"], "SEED-PC01")
-            self._seed_site = site["uid"]
+        site = self._site()
         for i in range(count):
-            alert = store.raise_alert(self._seed_site, diagnostics=f"Seed alert {i}")
+            alert = store.raise_alert(site, diagnostics=f"Seed alert {i}")
             if stream == "alerts_resolved":
                 store.resolve_alert(alert["alertUid"])
 
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""
         self.sandbox.fail_next(count, status=status, retry_after=retry_after)
+
+    # -- WebhookSandbox (the contract suite) -----------------------------------------------
+
+    signs_webhooks = False  # only the secret in the URL; the connector re-reads the alert
+
+    def _site(self) -> str:
+        store = self.sandbox.store
+        if self._seed_site is None:
+            site = store.create_site(f"Seed site {uuid.uuid4().hex[:6]}")
+            store.create_device(site["uid"], "SEED-PC01")
+            self._seed_site = site["uid"]
+        return self._seed_site
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
+        """The template webhook for an alert raised now (``created``) or raised and resolved
+        (``updated``); Datto's webhooks are always thin."""
+        store = self.sandbox.store
+        alert = store.raise_alert(self._site(), diagnostics="Contract alert", notify=False)
+        state = "triggered"
+        if event == "updated":
+            alert = store.resolve_alert(alert["alertUid"], notify=False)
+            state = "resolved"
+        elif event != "created":
+            raise ValueError(f"unknown event {event!r}")
+        return self.webhook_request(self.sandbox.webhook_body(state, alert))
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` POSTed to our ``/webhooks/<source>/<secret>`` URL (Datto signs nothing)."""
+        token = secret if secret is not None else self.connector_config()["webhook_secret"]
+        return WebhookRequest(headers={"content-type": "application/json"}, body=body,
+                              path_secret=token)
 
 
 def main(argv: list[str] | None = None) -> None:

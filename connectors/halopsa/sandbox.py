@@ -32,7 +32,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
@@ -43,10 +43,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.base import WebhookRequest
 from connectors.halopsa.sandbox_store import (
     Record,
     SandboxError,
     SandboxStore,
+    halo_time,
     parse_halo_time,
 )
 from connectors.sandbox import (
@@ -57,6 +59,7 @@ from connectors.sandbox import (
     WebhookDispatcher,
     control_routes,
 )
+from hub.core.events import SubjectRef
 
 __all__ = ["HaloPSASandbox", "SandboxServer"]
 
@@ -107,14 +110,23 @@ class HaloPSASandbox:
                     header: str | None = None, secret: str | None = None) -> None:
         """A webhook (Configuration → Integrations → Webhooks) with Basic authentication
         (``username``/``password``), or a secret ``header`` carrying ``secret``."""
+        headers = self.webhook_headers(username=username, password=password, header=header,
+                                       secret=secret)
+        with self._lock:
+            self.webhooks.append((url, headers))
+
+    @staticmethod
+    def webhook_headers(*, username: str = "msphub", password: str | None = None,
+                        header: str | None = None, secret: str | None = None
+                        ) -> dict[str, str]:
+        """The headers a webhook configured so sends (Basic auth and/or a secret header)."""
         headers = {"content-type": "application/json"}
         if password is not None:
             token = base64.b64encode(f"{username}:{password}".encode()).decode()
             headers["authorization"] = f"Basic {token}"
         if header is not None and secret is not None:
             headers[header.lower()] = secret
-        with self._lock:
-            self.webhooks.append((url, headers))
+        return headers
 
     @staticmethod
     def webhook_body(event: str, ticket: Record, action: Record | None = None) -> bytes:
@@ -340,18 +352,68 @@ class SandboxServer(HostedSandbox):
         if stream not in ("tickets", "contracts"):
             raise ValueError(f"unknown stream {stream!r}")
         store = self.sandbox.store
-        if self._seed_client is None:
-            self._seed_client = store.create_client("Seed client")["id"]
+        client = self._client()
         for i in range(count):
             if stream == "tickets":
-                store.create_ticket(f"Seed ticket {i}", client_id=self._seed_client,
-                                    notify=False)
+                store.create_ticket(f"Seed ticket {i}", client_id=client, notify=False)
             else:
-                store.create_contract(self._seed_client, ref=f"Seed contract {i}")
+                store.create_contract(client, ref=f"Seed contract {i}")
 
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""
         self.sandbox.fail_next(count, status=status, retry_after=retry_after)
+
+    # -- WebhookSandbox / TicketSandbox (the contract suite) --------------------------------
+
+    signs_webhooks = False  # Basic credentials only; the connector re-reads the ticket
+    completed_status = "Closed"
+
+    def _client(self) -> int:
+        if self._seed_client is None:
+            self._seed_client = self.sandbox.store.create_client("Seed client")["id"]
+        return self._seed_client
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
+        """The webhook for a ticket a technician logged now (``created``) or then changed
+        (``updated``), with Basic credentials; Halo's bodies are always treated as thin."""
+        store = self.sandbox.store
+        ticket = store.create_ticket("Contract ticket", client_id=self._client(), notify=False)
+        name = "New Ticket Logged"
+        if event == "updated":  # a change to a ticket logged yesterday (not "new" to Halo)
+            with store.lock:
+                store.tickets[ticket["id"]]["datecreated"] = halo_time(
+                    parse_halo_time(ticket["datecreated"]) - timedelta(days=1))
+            ticket = store.update_ticket(ticket["id"], {"status_id": 2}, notify=False)
+            name = "Ticket Updated"
+        elif event != "created":
+            raise ValueError(f"unknown event {event!r}")
+        return self.webhook_request(self.sandbox.webhook_body(name, ticket))
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` with the Basic credentials of our webhook (``msphub``:secret)."""
+        password = secret if secret is not None else self.connector_config()["webhook_secret"]
+        return WebhookRequest(headers=self.sandbox.webhook_headers(password=password),
+                              body=body)
+
+    def a_ticket(self) -> SubjectRef:
+        """A new ticket (status New) logged by a technician."""
+        ticket = self.sandbox.store.create_ticket("Contract write-back",
+                                                  client_id=self._client(), notify=False)
+        return SubjectRef(type="ticket", id=str(ticket["id"]))
+
+    def ticket_status(self, ticket: SubjectRef) -> str:
+        """The ticket's status name."""
+        return str(self.sandbox.store.ticket(int(ticket.id))["status_name"])
+
+    def attachment_ids(self, ticket: SubjectRef) -> list[str]:
+        """Ids of the ticket's attachments."""
+        return [str(a["id"]) for a in self.sandbox.store.ticket_attachments(int(ticket.id))]
+
+    def status_writes(self, ticket: SubjectRef) -> int:
+        """Actions on the ticket carrying ``new_status``, plus ``POST /Tickets`` saves."""
+        actions = self.sandbox.store.ticket_actions(int(ticket.id))
+        moves = sum(1 for a in actions if a.get("new_status"))
+        return moves + self.sandbox.request_count("POST", "/api/Tickets")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,6 +43,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.base import WebhookRequest
+from connectors.ninjaone.config import NinjaOneConfig
 from connectors.ninjaone.sandbox_query import FilterError, device_matcher
 from connectors.ninjaone.sandbox_store import Record, SandboxStore
 from connectors.sandbox import (
@@ -373,16 +375,44 @@ class SandboxServer(HostedSandbox):
         """Record ``count`` completed backup jobs (``activities``) on a seed device."""
         if stream != "activities":
             raise ValueError(f"unknown stream {stream!r}")
-        store = self.sandbox.store
-        if self._seed_device is None:
-            org = store.create_organization("Seed organization")
-            self._seed_device = store.create_device(org["id"], "SEED-PC01")["id"]
+        device = self._device()
         for _ in range(count):
-            store.backup_job(self._seed_device)
+            self.sandbox.store.backup_job(device)
 
     def fail_next(self, count: int, *, status: int, retry_after: int | None = None) -> None:
         """Answer the next ``count`` API requests with ``status``."""
         self.sandbox.fail_next(count, status=status, retry_after=retry_after)
+
+    # -- WebhookSandbox (the contract suite) -----------------------------------------------
+
+    signs_webhooks = False  # a custom header only; the connector re-reads the activity
+
+    def _device(self) -> int:
+        store = self.sandbox.store
+        if self._seed_device is None:
+            org = store.create_organization("Seed organization")
+            self._seed_device = store.create_device(org["id"], "SEED-PC01")["id"]
+        return self._seed_device
+
+    def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
+        """The activity webhook (device expanded) for a condition triggered now
+        (``created``) or triggered and reset (``updated``); NinjaOne's are always thin."""
+        store = self.sandbox.store
+        activity = store.trigger_condition(self._device(), "Contract disk space low")
+        if event == "updated":
+            activity = store.reset_condition(str(activity["seriesUid"]))
+        elif event != "created":
+            raise ValueError(f"unknown event {event!r}")
+        return self.webhook_request(self.sandbox.webhook_body(activity))
+
+    def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
+        """``body`` with the custom secret header our ``PUT /v2/webhook`` registers."""
+        config = self.connector_config()
+        value = secret if secret is not None else config["webhook_secret"]
+        header = str(config.get("webhook_header")
+                     or NinjaOneConfig.model_fields["webhook_header"].default)
+        return WebhookRequest(headers={"content-type": "application/json", header: value},
+                              body=body)
 
 
 def main(argv: list[str] | None = None) -> None:
