@@ -61,7 +61,7 @@ def test_rules_page_counts_hits_and_reports_a_broken_file(
     row = html.split("<code>leaver-ticket-starts-offboarding</code>")[1].split("</tr>")[0]
     assert '<td class="num">2</td>' in row and '<td class="num">0</td>' in row
     vip = html.split("<code>vip-ticket-comment</code>")[1].split("</tr>")[0]
-    assert vip.count('<td class="num">') == 2 and '<td class="num">2</td>' in vip
+    assert vip.count('<td class="num">') == 3 and '<td class="num">2</td>' in vip
     assert "Leaver (user offboarding)" in html  # the playbooks
     # When the file on disk is broken, then the page says so and the live rules stay
     (mappings / "tickets.yaml").write_text("rules:\n  - id: broken\n    on: nope\n",
