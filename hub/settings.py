@@ -117,6 +117,35 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = Field(
         default="development", description="Deployment flavour."
     )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for email notifications (unset: no email; "
+        "email notifications end as dead letters saying so)."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587: submission).")
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset: no AUTH.")
+    smtp_password: SecretStr | None = Field(default=None,
+                                            description="SMTP password. Never logged.")
+    smtp_from: str = Field(
+        default="msphub <msphub@localhost>", description="From: of notification emails."
+    )
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the connection with STARTTLS before AUTH (refused "
+        "if the server does not offer it). Off only for a relay on localhost."
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs the SMTP server's certificate "
+        "(default: the system's trust store)."
+    )
+    smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds per SMTP operation.")
+    notification_templates_dir: Path | None = Field(
+        default=None, description="Your own notification templates (Jinja2), looked up before "
+        "the shipped ones (default: <config_dir>/templates/notifications); copy a shipped file "
+        "there to rebrand it."
+    )
+    notification_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Sends of one notification before it is a dead "
+        "letter (backoff 30 s, doubling, at most 1 h between tries)."
+    )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr()/str() may end up in logs or tracebacks: hide URL passwords too.
@@ -151,6 +180,19 @@ class Settings(BaseSettings):
             return None  # blank means "no key"
         if isinstance(value, str) and len(value) < 32:
             raise ValueError("audit_key must be at least 32 characters")
+        return value
+
+    @property
+    def notification_templates(self) -> Path:
+        """Where an MSP's own notification templates are looked up first."""
+        return self.notification_templates_dir or self.config_dir / "templates" / "notifications"
+
+    @field_validator("smtp_host", "smtp_user", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        # `MSPHUB_SMTP_HOST=` in a .env file means "no SMTP", not a host named ''.
+        if isinstance(value, str) and not value.strip():
+            return None
         return value
 
     @property

@@ -1,19 +1,26 @@
-"""Applying one mapping action (launch, tick, comment, cancel) to a client's runs."""
+"""Applying one mapping action: launch, tick, comment, cancel (a client's runs); notify
+(people) and note (the event's ticket)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.core.checklists.engine import TicketRef
 from hub.core.events import Event
-from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick
+from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Note, Notify, Tick
 from hub.core.mapping.engine import RuleSet
+from hub.core.states import NoteStatus
 from hub.errors import HubError
 from hub.services.context import HubContext
+from hub.services.notes import track_new_notes
+from hub.services.notifications import About, Notifier
 from hub.services.runs import Origin
+from hub.store.models import OutboxNote
 
 
 def _client(rules: RuleSet, event: Event, action: Launch | Tick | Comment | Cancel) -> str:
@@ -70,6 +77,8 @@ def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event
                  action: Action, event_id: int) -> dict[str, Any]:
     """Apply one action; returns a JSON-ready description of the effect."""
     by = f"rule:{action.rule_id}"
+    if isinstance(action, Notify | Note):
+        return _tell(ctx, session, event, action, event_id)
     if isinstance(action, Launch):
         subject = event.subject
         origin = Origin(event.source, subject.type, subject.id) if subject else None
@@ -102,3 +111,68 @@ def apply_action(ctx: HubContext, session: Session, rules: RuleSet, event: Event
     for run in runs:
         ctx.runs.cancel(session, run.id, by=by, reason=action.reason, event_id=event_id)
     return {"effect": "cancelled", "run_ids": [r.id for r in runs]}
+
+
+def _tell(ctx: HubContext, session: Session, event: Event, action: Notify | Note,
+          event_id: int) -> dict[str, Any]:
+    """A ``note`` on the event's ticket, or a ``notify``: its people on their channels (and
+    the ticket, when the rule lists ``ticket``). Keyed by rule and event, so a replayed
+    event tells nobody twice."""
+    if isinstance(action, Note):
+        return {"effect": "noted", "note_id": _ticket_note(ctx, session, event, action.rule_id,
+                                                           action.text, event_id)}
+    fact = f"rule/{action.rule_id}/event/{event_id}"
+    people_channels = [c for c in action.channels if c != "ticket"]
+    effect: dict[str, Any] = {"effect": "notified", "people": []}
+    if not action.channels or people_channels:
+        client = event.hub_client.key if event.hub_client is not None else None
+        about = About(kind="notify", fact=fact, client=client, event_id=event_id,
+                      link=f"{ctx.settings.public_url}/ops/events/{event_id}",
+                      context={"message": action.text, "message_subject": action.subject,
+                               "event": _event_values(event)})
+        notifier = Notifier(ctx.settings, ctx.team)
+        effect["people"] = notifier.queue(session, about, to=action.to,
+                                          channels=people_channels or None,
+                                          template=action.template, now=ctx.clock())
+    if "ticket" in action.channels:
+        effect["note_id"] = _ticket_note(ctx, session, event, action.rule_id,
+                                         f"{action.subject}\n{action.text}"
+                                         if action.subject not in action.text else action.text,
+                                         event_id)
+    return effect
+
+
+def _event_values(event: Event) -> dict[str, Any]:
+    """What a notification template may show of the event."""
+    subject = event.subject
+    client = event.hub_client.name or event.hub_client.key if event.hub_client else (
+        event.client.name or event.client.id if event.client else None)
+    return {"kind": str(event.kind), "source": event.source, "vendor": event.vendor,
+            "client": client,
+            "subject": {"type": subject.type, "id": subject.id} if subject else None,
+            "occurred_at": event.occurred_at.isoformat()}
+
+
+def _ticket_note(ctx: HubContext, session: Session, event: Event, rule_id: str, text: str,
+                 event_id: int) -> int:
+    """One internal note on the event's ticket through the outbox (marker, retries, dead
+    letters as every note); the same rule and event never queue a second one."""
+    subject = event.subject
+    if subject is None or subject.type != "ticket":
+        raise HubError(f"rule '{rule_id}' puts a note on a ticket, but this "
+                       f"{event.kind} event is about "
+                       f"{subject.type + ' ' + subject.id if subject else 'no record'}")
+    key = hashlib.sha256(f"msphub:rule_note:{rule_id}:{event_id}".encode()).hexdigest()[:32]
+    existing = session.execute(select(OutboxNote.id).where(OutboxNote.key == key)
+                               ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    now = ctx.clock()
+    note = OutboxNote(key=key, run_id=None, kind="rule_note", step_id=None,
+                      source=event.source, ticket_id=subject.id, text=text, attachment=None,
+                      status=NoteStatus.PENDING, attempts=0, uncertain=False,
+                      created_at=now, next_attempt_at=now)
+    session.add(note)
+    session.flush()
+    track_new_notes(session).append(note)
+    return note.id

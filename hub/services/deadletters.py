@@ -1,4 +1,5 @@
-"""Dead letters: inbox events and outbox notes whose last attempt failed, for an admin to retry."""
+"""Dead letters: inbox events, outbox notes and notifications whose last attempt failed, for
+an admin to retry."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from sqlalchemy.orm import Session
 from hub.core.states import InboxStatus, NoteStatus
 from hub.services.context import HubContext
 from hub.store.db import transaction
-from hub.store.models import InboxEvent, OutboxNote
+from hub.store.models import InboxEvent, Notification, OutboxNote
 
 
 @dataclass(frozen=True)
 class DeadLetter:
     """One parked item."""
 
-    kind: str  # event | note
+    kind: str  # event | note | notification
     id: int
     summary: str
     attempts: int
@@ -26,9 +27,12 @@ class DeadLetter:
     at: datetime
 
 
-def _get(session: Session, kind: str, item_id: int) -> InboxEvent | OutboxNote | None:
+def _get(session: Session, kind: str,
+         item_id: int) -> InboxEvent | OutboxNote | Notification | None:
     if kind == "event":
         return session.get(InboxEvent, item_id)
+    if kind == "notification":
+        return session.get(Notification, item_id)
     return session.get(OutboxNote, item_id)
 
 
@@ -58,15 +62,25 @@ def list_dead(ctx: HubContext) -> list[DeadLetter]:
             out.append(DeadLetter("note", note.id,
                                   f"{note.kind} note → {note.source} ticket {note.ticket_id}",
                                   note.attempts, note.last_error, note.created_at))
+        for item in session.execute(
+                select(Notification).where(Notification.status == NoteStatus.DEAD)
+                .order_by(Notification.id)).scalars():
+            out.append(DeadLetter("notification", item.id,
+                                  f"{item.kind} {item.channel} → {item.recipient}: "
+                                  f"{item.subject}", item.attempts, item.last_error,
+                                  item.created_at))
     return out
 
 
 def revive(ctx: HubContext, kind: str, item_id: int) -> bool:
-    """Put a dead item back to pending (the caller enqueues it); False if not dead."""
+    """Put a dead item back to pending (the caller enqueues it; a notification is due at
+    once, for the next delivery pass); False if not dead."""
     with transaction(ctx.sessions) as session:
         row = _get(session, kind, item_id)
         if row is None or row.status not in (InboxStatus.DEAD, NoteStatus.DEAD):
             return False
         row.status = InboxStatus.PENDING if kind == "event" else NoteStatus.PENDING
         row.last_error = None
+        if isinstance(row, Notification):
+            row.attempts, row.next_attempt_at = 0, ctx.clock()
     return True

@@ -66,7 +66,39 @@ class Cancel:
     client_id: str | None = None
 
 
-Action = Launch | Tick | Comment | Cancel
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell people (``to``: ``manager``, ``role:<r>``, ``person:<id>``) about the event.
+
+    Attributes:
+        channels: email | teams | slack | ticket; empty: each person's own choice.
+        template: the notification template set the message is rendered with.
+        subject, text: rendered from the rule's templates against the event.
+    """
+
+    type: ClassVar[str] = "notify"
+
+    rule_id: str
+    to: tuple[str, ...]
+    channels: tuple[str, ...]
+    template: str
+    subject: str
+    text: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Put ``text`` as one internal note on the ticket the event is about."""
+
+    type: ClassVar[str] = "note"
+
+    rule_id: str
+    text: str
+    client_id: str | None = None
+
+
+Action = Launch | Tick | Comment | Cancel | Notify | Note
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
