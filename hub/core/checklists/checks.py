@@ -196,7 +196,8 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-Checks = Annotated[tuple[Check, ...], BeforeValidator(_one_or_many)]
+Checks = Annotated[tuple[Check, ...], BeforeValidator(
+    _one_or_many, json_schema_input_type=Check | list[Check] | None)]
 KINDS = ("agents_online", "no_critical_patches", "backup_recent", "antivirus_healthy")
 
 
