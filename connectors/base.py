@@ -426,6 +426,10 @@ class TicketSandbox(Protocol):
         """API writes that set the ticket's status so far, counted even when the value did
         not change (a no-op ``set_status`` adds none)."""
 
+    def lose_next_note_answer(self) -> None:
+        """Store the next posted note, then answer 500 instead of its id (the ambiguous
+        failure after which the hub looks for the note before posting it again)."""
+
 
 CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.POLLER: Poller,

@@ -364,6 +364,11 @@ class SandboxServer(HostedSandbox):
         """PATCHes of ``Tickets`` (the writer's only ticket update; one ticket per test)."""
         return self.sandbox.request_count("PATCH", self.sandbox.api_path("Tickets"))
 
+    def lose_next_note_answer(self) -> None:
+        """The next ticket note is stored, then answered 500 (queries are POSTs too, so
+        the kit's write switch would hit a query first)."""
+        self.sandbox.fail_next_notes_after_apply(1)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run the sandbox in the foreground until interrupted."""

@@ -400,6 +400,10 @@ class SandboxServer(HostedSandbox):
         path = f"/{self.sandbox.codebase}apis/3.0/service/tickets/{int(ticket.id)}"
         return self.sandbox.request_count("PATCH", path)
 
+    def lose_next_note_answer(self) -> None:
+        """The next write (posting a note is one POST) is stored, then answered 500."""
+        self.sandbox.fail_next_writes_after_apply(1)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run the sandbox in the foreground until interrupted."""

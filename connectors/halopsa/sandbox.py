@@ -415,6 +415,10 @@ class SandboxServer(HostedSandbox):
         moves = sum(1 for a in actions if a.get("new_status"))
         return moves + self.sandbox.request_count("POST", "/api/Tickets")
 
+    def lose_next_note_answer(self) -> None:
+        """The next write (a note is one ``POST /Actions``) is stored, then answered 500."""
+        self.sandbox.fail_next_writes_after_apply(1)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Run the sandbox in the foreground until interrupted."""

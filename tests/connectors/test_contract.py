@@ -33,6 +33,7 @@ from connectors.base import (
     Sandbox,
     TicketSandbox,
     TicketWriter,
+    TransientError,
     WebhookReceiver,
     WebhookRejected,
     WebhookRequest,
@@ -285,6 +286,7 @@ def test_a_valid_delivery_verifies_and_parses_to_events(
         assert e.source == f"{vendor}-contract" and e.vendor == vendor
         assert e.dedupe_key and e.occurred_at.tzinfo is not None
         assert e.subject is not None and not is_thin(e)
+        assert e.client is not None and e.client.id, "the hub resolves clients before rules"
 
 
 def test_a_forged_delivery_is_rejected(
@@ -408,10 +410,29 @@ def test_a_posted_note_is_found_by_its_key(
     ticket = sandbox.a_ticket()
     key = f"contract-note-{uuid.uuid4().hex}"
 
-    posted = writer.post_note(ticket, "Checklist launched.", key=key)
+    posted = writer.post_note(ticket, "Checklist launched — Zoë's café ✓ & <done>", key=key)
 
     assert writer.find_note(ticket, key) == posted
     assert writer.find_note(ticket, f"contract-unknown-{uuid.uuid4().hex}") is None
+
+
+def test_a_note_whose_answer_was_lost_is_found_before_posting_again(
+    writing: tuple[str, TicketSandbox, TicketWriter]
+) -> None:
+    """The PSA stores a note but its answer is lost: post_note raises a TransientError
+    marked ``maybe_applied`` (not retried inline), and find_note finds the stored note."""
+    _vendor, sandbox, writer = writing
+    ticket = sandbox.a_ticket()
+    key = f"contract-lost-{uuid.uuid4().hex}"
+
+    # Given the next note's answer is lost after the PSA stored it
+    sandbox.lose_next_note_answer()
+    # When the note is posted
+    with pytest.raises(TransientError) as lost:
+        writer.post_note(ticket, "Step done.", key=key)
+    # Then the caller knows to look, and looking finds it: no second post is needed
+    assert lost.value.maybe_applied
+    assert writer.find_note(ticket, key) is not None
 
 
 def test_writing_to_a_missing_ticket_is_a_permanent_error(
@@ -434,7 +455,8 @@ def test_writing_to_a_missing_ticket_is_a_permanent_error(
 def test_attaching_twice_with_one_key_attaches_once(
     writing: tuple[str, TicketSandbox, TicketWriter]
 ) -> None:
-    """attach twice with the same key returns the same id; the ticket holds one file."""
+    """attach twice with the same key returns the same id; the ticket holds one file (and
+    a second file under another key)."""
     _vendor, sandbox, writer = writing
     ticket = sandbox.a_ticket()
     key = f"contract-file-{uuid.uuid4().hex}"
@@ -445,12 +467,17 @@ def test_attaching_twice_with_one_key_attaches_once(
 
     assert first == second
     assert sandbox.attachment_ids(ticket) == [first]
+    # another key is another file, even with the same name and title
+    other = writer.attach(ticket, "evidence.csv", content, title="Evidence",
+                          key=f"contract-file-{uuid.uuid4().hex}")
+    assert other != first and sorted(sandbox.attachment_ids(ticket)) == sorted([first, other])
 
 
 def test_setting_the_completed_status_twice_writes_once(
     writing: tuple[str, TicketSandbox, TicketWriter]
 ) -> None:
-    """set_status to the completed status moves the ticket; the second call is a no-op."""
+    """set_status to the completed status moves the ticket; the second call is a no-op;
+    an unknown status name is a PermanentError and changes nothing."""
     _vendor, sandbox, writer = writing
     ticket = sandbox.a_ticket()
     done = sandbox.completed_status
@@ -462,6 +489,9 @@ def test_setting_the_completed_status_twice_writes_once(
     assert sandbox.ticket_status(ticket).casefold() == done.casefold()
     assert writes >= 1
     assert sandbox.status_writes(ticket) == writes
+    with pytest.raises(PermanentError):  # a name the PSA does not know: never retried
+        writer.set_status(ticket, f"No such status {uuid.uuid4().hex[:8]}")
+    assert sandbox.ticket_status(ticket).casefold() == done.casefold()
 
 
 def _polled_keys(vendor: str, connector: object) -> set[str]:
