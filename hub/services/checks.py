@@ -37,7 +37,7 @@ from hub.services.context import HubContext
 from hub.services.sources import Sources
 from hub.store import audit
 from hub.store.db import transaction
-from hub.store.models import AuditEntry, Client, ClientLink, Run, RunStep
+from hub.store.models import AuditEntry, Client, ClientLink, PlaybookVersion, Run, RunStep
 
 log = structlog.get_logger()
 
@@ -76,27 +76,42 @@ def actor_for(checks: Sequence[Check]) -> str:
     return "check:" + "+".join(dict.fromkeys(c.kind for c in checks))
 
 
+def _checked_steps(session: Session) -> dict[int, list[str]]:
+    """Playbook version id → the ids of its steps that declare a check (read from the
+    stored definitions, so only runs that can have a due step are loaded)."""
+    out: dict[int, list[str]] = {}
+    for version_id, definition in session.execute(
+            select(PlaybookVersion.id, PlaybookVersion.definition)).all():
+        steps = definition.get("steps") if isinstance(definition, dict) else None
+        ids = [str(s["id"]) for s in steps or () if isinstance(s, dict) and s.get("check")]
+        if ids:
+            out[int(version_id)] = ids
+    return out
+
+
 def due_steps(ctx: HubContext, session: Session, *, limit: int = MAX_STEPS) -> list[DueStep]:
     """Open steps of active runs that declare checks in their run's playbook version."""
+    checked = _checked_steps(session)
+    if not checked:
+        return []
+    wanted = {step for ids in checked.values() for step in ids}
     rows = session.execute(
-        select(RunStep.run_id, RunStep.step_id).join(Run, Run.id == RunStep.run_id)
-        .where(Run.status == RunStatus.ACTIVE.value, RunStep.status == StepStatus.OPEN.value)
-        .order_by(RunStep.run_id, RunStep.position)
+        select(RunStep.run_id, RunStep.step_id, Run.playbook_version_id)
+        .join(Run, Run.id == RunStep.run_id)
+        .where(Run.status == RunStatus.ACTIVE.value, RunStep.status == StepStatus.OPEN.value,
+               Run.playbook_version_id.in_(list(checked)), RunStep.step_id.in_(wanted))
+        .order_by(RunStep.run_id, RunStep.position).limit(limit)
     ).all()
     runs: dict[int, Run] = {}
     found: list[DueStep] = []
-    for run_id, step_id in rows:
+    for run_id, step_id, version_id in rows:
+        if step_id not in checked[version_id]:
+            continue
         run = runs.get(run_id) or ctx.runs.load(session, run_id)
         runs[run_id] = run
-        playbook = ctx.runs.playbook_for(run)
-        try:
-            checks = playbook.step(step_id).check
-        except KeyError:
-            continue
+        checks = ctx.runs.playbook_for(run).step(step_id).check
         if checks:
             found.append(DueStep(run_id, step_id, run.client.key, tuple(checks)))
-            if len(found) >= limit:
-                break
     return found
 
 
