@@ -13,6 +13,7 @@ from hub.api.dashboard import (
     access,
     actions,
     branding,
+    clientspage,
     evidence,
     operations,
     portfolio,
@@ -29,6 +30,7 @@ router.include_router(runpage.router)
 router.include_router(work.router)
 router.include_router(actions.router)
 router.include_router(operations.router)
+router.include_router(clientspage.router)
 router.include_router(evidence.router)
 router.include_router(branding.router)
 router.include_router(sources.router)

@@ -1,8 +1,7 @@
 """Operations pages (manager and admin): the event inbox with each event's trace and
-replay, dead letters with retry, and the client directory with unlinked vendor records.
+replay, and dead letters with retry (the clients page is ``clientspage``).
 
-Reading needs a manager; replaying and retrying need an admin, as in the API and CLI;
-linking a vendor record needs a manager, as ``POST /api/clients/{key}/links``.
+Reading needs a manager; replaying and retrying need an admin, as in the API and CLI.
 """
 
 from __future__ import annotations
@@ -12,12 +11,10 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.auth import Hub, Principal, check_role
-from hub.api.clients import LinkIn
 from hub.api.dashboard.render import render
 from hub.api.dashboard.signin import (
     REFUSALS,
@@ -59,7 +56,8 @@ def manager_only(request: Request, ctx: HubContext) -> Principal | Response:
     return who
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
+    """The process's runtime (dispatch, sources), as the app holds it."""
     return cast(Runtime, request.app.state.runtime)
 
 
@@ -144,7 +142,7 @@ async def replay(event_id: EventId, request: Request, ctx: Hub) -> Response:
     def work(_form: dict[str, str], _who: Principal) -> str:
         with transaction(ctx.sessions) as session:
             reopen(session, event_id)
-        _runtime(request).dispatch.event(event_id)
+        runtime_of(request).dispatch.event(event_id)
         return f"/ops/events/{event_id}"
 
     return await post_form(request, ctx, Role.ADMIN, "replaying an event", work,
@@ -180,60 +178,11 @@ async def retry_dead(kind: str, item_id: EventId, request: Request, ctx: Hub) ->
         if not revive(ctx, kind, item_id):
             raise NotAllowed(f"{kind} {item_id} is not a dead letter")
         if kind == "event":
-            _runtime(request).dispatch.event(item_id)
+            runtime_of(request).dispatch.event(item_id)
         else:
-            _runtime(request).dispatch.notes([item_id])
+            runtime_of(request).dispatch.notes([item_id])
         return "/ops/dead"
 
     return await post_form(request, ctx, Role.ADMIN, "retrying a dead letter", work,
                        lambda who, msg, code: _dead_view(request, ctx, who, error=msg,
                                                          status=code))
-
-
-# ---- clients -----------------------------------------------------------------------------
-
-
-def _clients_view(request: Request, ctx: HubContext, who: Principal, *,
-                  error: str | None = None, status: int = 200) -> Response:
-    with ctx.sessions() as session:
-        clients = [{"key": c.key, "name": c.name or c.key, "tags": list(c.tags or ()),
-                    "provisional": c.provisional,
-                    "links": [(x.source, x.object_type, x.vendor_id, x.vendor_name)
-                              for x in c.links]} for c in ctx.clients.all(session)]
-        unlinked = ctx.clients.unlinked(session)
-    return render("ops_clients.html", status, who=who, clients=clients, unlinked=unlinked,
-                  error=error, csrf=csrf_token(request))
-
-
-@router.get("/ops/clients", response_class=HTMLResponse)
-def clients_page(request: Request, ctx: Hub) -> Response:
-    """Hub clients with their links, and vendor records no client is linked to."""
-    who = manager_only(request, ctx)
-    if isinstance(who, Response):
-        return who
-    return _clients_view(request, ctx, who)
-
-
-@router.post("/ops/clients/link")
-async def link_client(request: Request, ctx: Hub) -> Response:
-    """Link an unlinked vendor record to a hub client (manager), as the API's link."""
-
-    def work(form: dict[str, str], who: Principal) -> str:
-        try:
-            body = LinkIn.model_validate({
-                "source": form.get("source", ""), "type": form.get("type", "company"),
-                "vendor_id": form.get("vendor_id", ""),
-                "vendor_name": form.get("vendor_name") or None})
-        except ValidationError as exc:
-            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                        for e in exc.errors()]
-            raise ApiError(422, "invalid_request", "; ".join(problems)) from exc
-        key = form.get("client", "").strip()
-        with transaction(ctx.sessions) as session:
-            ctx.clients.link(session, key, body.source, body.type, body.vendor_id,
-                             name=body.vendor_name, by=who.actor)
-        return "/ops/clients"
-
-    return await post_form(request, ctx, Role.MANAGER, "linking a vendor record", work,
-                       lambda who, msg, code: _clients_view(request, ctx, who, error=msg,
-                                                            status=code))
