@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, TransientError
 from connectors.inventory import DeviceFact, DeviceFacts, DeviceInventory
 from hub.core.checklists.checks import Check, Verdict, evaluate, facts_of
 from hub.core.checklists.engine import Fact
@@ -161,8 +161,9 @@ class _Listing:
 
     def devices(self, session: Session, client: str, wanted: frozenset[str]
                 ) -> tuple[list[DeviceFacts], list[str]] | None:
-        """The client's devices on every linked RMM and the sources that failed, or
-        None when no linked source may be listed now (checked recently, or none linked)."""
+        """The client's devices on every linked RMM and the sources that failed for good
+        (a refused credential, an incomplete listing: the check cannot hold), or None when
+        there is no verdict now (listed recently, none linked, or a transient failure)."""
         if client in self._cache:
             return self._cache[client]
         sites = _sites(session, client, self.sources)
@@ -177,6 +178,11 @@ class _Listing:
                 assert src is not None and isinstance(src.connector, DeviceInventory)
                 try:
                     devices += src.connector.device_facts(ids, want=want)
+                except TransientError as exc:  # no verdict now; the next interval retries
+                    log.warning("check_listing_deferred", source=source, client=client,
+                                error=exc.message)
+                    self._cache[client] = None
+                    return None
                 except ConnectorError as exc:
                     log.warning("check_listing_failed", source=source, client=client,
                                 error=exc.message)
