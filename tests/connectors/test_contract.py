@@ -35,6 +35,7 @@ from connectors.base import (
     TicketWriter,
     TransientError,
     WebhookReceiver,
+    WebhookRegistrar,
     WebhookRejected,
     WebhookRequest,
     WebhookSandbox,
@@ -540,3 +541,25 @@ def test_an_event_that_is_not_thin_passes_through_unchanged(
         sandbox.seed(stream, 3)
         polled = [e for page in connector.poll(stream, None) for e in page.events]
         assert polled and all(connector.enrich(e) == [e] for e in polled[:3])
+
+
+REGISTRARS = _with(Capability.WEBHOOK_REGISTRAR)
+
+
+@pytest.mark.parametrize("vendor", REGISTRARS)
+def test_registering_webhooks_is_idempotent_and_removable(vendor: str) -> None:
+    """register_webhooks twice keeps the same registrations; remove_webhooks removes each
+    of them; removing again succeeds and removes no more (0 where the vendor lists
+    registrations; NinjaOne has no GET of its one per-client webhook, so it reports the
+    idempotent DELETE it sent)."""
+    url = f"http://127.0.0.1:9/webhooks/{vendor}-contract"
+    with _running(vendor) as (_sandbox, connector):
+        assert isinstance(connector, WebhookRegistrar)
+
+        first = connector.register_webhooks(url)
+        second = connector.register_webhooks(url)
+        removed = connector.remove_webhooks(url)
+
+        assert first and first == second
+        assert removed == len(first)
+        assert connector.remove_webhooks(url) in {0, removed}
