@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?)\s*$")
 _UNIT = {"m": 60, "h": 3600, "d": 86400}
 MAX_SHOWN = 20  # devices named in one missing list or evidence text
+MAX_SNAPSHOT = 2000  # devices per check kept in the evidence snapshot (the rest counted)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -276,8 +277,10 @@ class Verdict:
         return {
             "checked_at": self.checked_at.isoformat(), "holds": self.holds,
             "checks": [{"kind": r.kind, "holds": r.holds, "problem": r.problem,
+                        "device_count": len(r.devices),
                         "devices": [{"id": d.id, "hostname": d.hostname, "site": d.site,
-                                     "ok": d.ok, "seen": d.seen} for d in r.devices]}
+                                     "ok": d.ok, "seen": d.seen}
+                                    for d in r.devices[:MAX_SNAPSHOT]]}
                        for r in self.results],
         }
 
