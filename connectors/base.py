@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal, Protocol, cast, runtime_checkable
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from connectors.fields import FieldSpec
 from hub.core.events import Event, EventKind, SubjectRef
 
 ENTRY_POINT_GROUP = "msphub.connectors"
@@ -209,6 +210,11 @@ class Manifest(BaseModel):
     config_model: type[BaseModel]
     sandbox: str | None = Field(
         default=None, description="'module:attr' of a Sandbox class for demos and contract tests"
+    )
+    fields: dict[EventKind, tuple[FieldSpec, ...]] = Field(
+        default_factory=dict,
+        description="The normalised data fields each event kind carries (`msphub mappings "
+        "fields`); `mappings check` refuses a rule reading a field no source emits",
     )
 
     @model_validator(mode="after")

@@ -337,7 +337,7 @@ def test_loader_reads_names_env_and_workday_names(tmp_path: Path) -> None:
         ),
         pytest.param(
             "calendars:\n  default:\n    timezone: UTC\n    hols: {}\n",
-            4, "calendars.default.hols", "Extra inputs", id="typo-key",
+            4, "calendars.default.hols", "unknown key 'hols'", id="typo-key",
         ),
         pytest.param(
             "calendars:\n  default:\n    timezone: UTC\n"

@@ -41,6 +41,7 @@ from connectors.autotask.events import (
     ticket_events,
     webhook_events,
 )
+from connectors.autotask.fields import FIELDS
 from connectors.autotask.lookups import Directory, Picklists, Resolver
 from connectors.autotask.signing import signature_ok
 from connectors.autotask.throttle import (
@@ -102,6 +103,7 @@ class AutotaskConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=AutotaskConfig,
         sandbox="connectors.autotask.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

@@ -56,6 +56,7 @@ from connectors.connectwise.events import (
     updated_at,
     updated_by,
 )
+from connectors.connectwise.fields import FIELDS
 from connectors.connectwise.signing import SigningKeys, key_url_allowed, signature_ok
 from connectors.connectwise.writer import ConnectWiseWriter, NoteFlag
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
@@ -104,6 +105,7 @@ class ConnectWiseConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=ConnectWiseConfig,
         sandbox="connectors.connectwise.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

@@ -69,6 +69,7 @@ from connectors.halopsa.events import (
     updated_at,
     webhook_event,
 )
+from connectors.halopsa.fields import FIELDS
 from connectors.halopsa.lookups import HaloLookups
 from connectors.halopsa.writer import HaloPSAWriter
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
@@ -107,6 +108,7 @@ class HaloPSAConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=HaloPSAConfig,
         sandbox="connectors.halopsa.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

@@ -36,6 +36,7 @@ from connectors.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from connectors.fields import FieldSpec
 from hub.core.events import ClientRef, Event, EventKind, SubjectRef
 
 VENDOR = "webhook"
@@ -54,6 +55,11 @@ class WebhookConfig(BaseModel):
         300, ge=1, description="Maximum age (and clock skew) of a request"
     )
     max_events: int = Field(1000, ge=1, description="Most events accepted in one body")
+    fields: dict[EventKind, tuple[FieldSpec, ...]] = Field(
+        default_factory=dict,
+        description="The data fields each kind the sender posts carries, as in a manifest "
+        "(`msphub mappings fields`, `mappings check`); none: rules are not field-checked",
+    )
 
     @field_validator("secret")
     @classmethod

@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from hub.api.app import create_app
 from hub.cli.app import app, context, err, fail, hub_errors, out, settings
 from hub.config.playbooks import check_files
+from hub.config.team import load_roster
 from hub.core.checklists.schema import playbook_json_schema
 from hub.runtime.embedded import EmbeddedWorkers
-from hub.runtime.root import build_runtime, sync_clients
+from hub.runtime.root import build_runtime, config_environment, sync_clients
 from hub.services.context import HubContext
 from hub.services.tokens import Role, create_token, revoke_token
 from hub.store import audit
@@ -88,12 +89,15 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 def playbooks_check(
     paths: list[Path] = typer.Argument(None, help="Files or directories (default: playbooks dir)."),
 ) -> None:
-    """Validate playbook files; exit 1 and print file:line [field]: reason for each error."""
+    """Validate playbook files (roles and assignees against config/team.yaml); exit 1 and
+    print file:line [field]: reason for each error."""
     targets = paths or [settings().playbooks_dir]
     missing = [p for p in targets if not p.exists()]
     if missing:
         fail(f"no such file or directory: {', '.join(map(str, missing))}")
-    good, errors = check_files(targets)
+    with hub_errors():
+        roster = load_roster(settings().config_dir / "team.yaml", env=config_environment())
+    good, errors = check_files(targets, roster)
     for e in errors:
         err.print(str(e), highlight=False, markup=False)
     if errors:

@@ -9,14 +9,18 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
+from hub.config.team import Roster
 from hub.config.yamlio import parse_yaml, validation_error
 from hub.core.checklists.schema import Playbook
+from hub.core.suggest import hint
 from hub.errors import ConfigError, Loc
 
+_UNKNOWN_STEP = re.compile(r"^unknown step '([^']*)'$")
 _PATH_IN_MSG = re.compile(r"^(?:Value error, )?((?:[A-Za-z_]\w*|\d+)(?:\.(?:[A-Za-z_]\w*|\d+))*): ")
 
 
@@ -58,8 +62,12 @@ def digest(playbook: Playbook) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def parse_playbook(text: str, file: str) -> Playbook:
+def parse_playbook(text: str, file: str, roster: Roster | None = None) -> Playbook:
     """Validate one playbook document.
+
+    Args:
+        roster: when given, every step's ``role`` and ``assignee`` must be in it (a
+            misspelt role would leave the launched step unassigned, silently).
 
     Raises:
         ConfigError: naming the file, the line and the field at fault.
@@ -69,24 +77,52 @@ def parse_playbook(text: str, file: str) -> Playbook:
         raise ConfigError("a playbook file must be a mapping with id, title, version, steps",
                           file=file, line=1)
     try:
-        return Playbook.model_validate(doc.data)
+        playbook = Playbook.model_validate(doc.data)
     except ValidationError as exc:
         err = exc.errors()[0]
         match = _PATH_IN_MSG.match(err["msg"])
         if not err["loc"] and match:
             loc: Loc = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
             message = err["msg"][match.end():]
-            raise doc.error(message, loc) from exc
-        raise validation_error(doc, exc) from exc
+            raise doc.error(_step_hint(message, loc, doc.data), loc) from exc
+        raise validation_error(doc, exc, model=Playbook) from exc
+    for message, where in staff_problems(playbook, roster) if roster else ():
+        raise doc.error(message, where)
+    return playbook
 
 
-def load_file(path: Path) -> LoadedPlaybook:
-    """Read and validate one playbook file."""
+def staff_problems(playbook: Playbook, roster: Roster) -> Iterator[tuple[str, Loc]]:
+    """Steps naming a role or an assignee the team file does not have."""
+    for i, step in enumerate(playbook.steps):
+        if step.role is not None and step.role not in roster.roles:
+            known = ", ".join(sorted(roster.roles)) or "none defined"
+            yield (f"step '{step.id}': role '{step.role}' is not in {roster.file}"
+                   f"{hint(step.role, roster.roles)} (roles: {known}); a step with an "
+                   "unknown role is launched unassigned", ("steps", i, "role"))
+        if step.assignee is not None and step.assignee not in roster.members:
+            known = ", ".join(sorted(roster.members)) or "none defined"
+            yield (f"step '{step.id}': assignee '{step.assignee}' is not a member in "
+                   f"{roster.file}{hint(step.assignee, roster.members)} (members: {known})",
+                   ("steps", i, "assignee"))
+
+
+def _step_hint(message: str, loc: Loc, data: Any) -> str:
+    """A suggestion for ``after: [a step id]`` that names no step of the playbook."""
+    match = _UNKNOWN_STEP.match(message)
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if match is None or not isinstance(steps, list) or loc[-1:] != ("after",):
+        return message
+    ids = [s["id"] for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)]
+    return message + hint(match.group(1), ids)
+
+
+def load_file(path: Path, roster: Roster | None = None) -> LoadedPlaybook:
+    """Read and validate one playbook file (steps checked against ``roster`` if given)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", file=str(path)) from exc
-    playbook = parse_playbook(text, str(path))
+    playbook = parse_playbook(text, str(path), roster)
     return LoadedPlaybook(playbook=playbook, file=str(path), digest=digest(playbook))
 
 
@@ -101,14 +137,19 @@ def playbook_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def check_files(paths: Iterable[Path]) -> tuple[list[LoadedPlaybook], list[ConfigError]]:
-    """Validate every file, collecting all errors (for `msphub playbooks check`)."""
+def check_files(paths: Iterable[Path], roster: Roster | None = None
+                ) -> tuple[list[LoadedPlaybook], list[ConfigError]]:
+    """Validate every file, collecting all errors (for `msphub playbooks check`).
+
+    Args:
+        roster: the team's roles and members (``load_roster``); steps must name those.
+    """
     good: list[LoadedPlaybook] = []
     errors: list[ConfigError] = []
     seen: dict[str, str] = {}
     for path in playbook_files(paths):
         try:
-            loaded = load_file(path)
+            loaded = load_file(path, roster)
         except ConfigError as exc:
             errors.append(exc)
             continue

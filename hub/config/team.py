@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from hub.config.yamlio import expand_env, read_yaml, validation_error
 from hub.core.calendars import Calendar
+from hub.core.suggest import hint_listed
 from hub.core.team import REFERENCE_ERROR, Team
 
 
@@ -40,5 +42,39 @@ def load_team(
     except ValidationError as exc:
         err = exc.errors()[0]
         if err["type"] == REFERENCE_ERROR and "ctx" in err:
-            raise doc.error(err["ctx"]["message"], err["ctx"]["loc"]) from exc
-        raise validation_error(doc, exc) from exc
+            raise doc.error(hint_listed(err["ctx"]["message"]), err["ctx"]["loc"]) from exc
+        raise validation_error(doc, exc, model=Team) from exc
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The roles and people playbook steps may name, from one ``team.yaml``.
+
+    A role counts when the global ``roles`` or any client's overrides assign it.
+    """
+
+    file: str
+    roles: frozenset[str]
+    members: frozenset[str]
+
+    @classmethod
+    def of(cls, team: Team, file: str) -> Roster:
+        """The roster of a loaded team."""
+        roles = set(team.roles)
+        for client in team.clients.values():
+            roles |= set(client.roles)
+        return cls(file=file, roles=frozenset(roles),
+                   members=frozenset(m.id for m in team.members))
+
+
+def load_roster(path: Path, *, env: dict[str, str] | None = None) -> Roster | None:
+    """The roster of ``team.yaml``; None when the file does not exist (steps are then
+    unassigned by design, so nothing can be checked).
+
+    Raises:
+        ConfigError: the team file is invalid.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    return Roster.of(load_team(path, env=env), str(path))

@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from hub.config.messages import admin_message, misspelt_key
 from hub.errors import ConfigError, Loc
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -117,8 +118,11 @@ def read_yaml(path: Path | str) -> YamlDoc:
     return parse_yaml(text, str(path))
 
 
-def validation_error(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> ConfigError:
-    """Turn the first pydantic error into a ConfigError naming file, line and field."""
+def validation_error(doc: YamlDoc, exc: ValidationError, prefix: Loc = (),
+                     model: type[BaseModel] | None = None) -> ConfigError:
+    """Turn the first pydantic error into a ConfigError naming file, line and field, in
+    admin words (:func:`admin_message`; with ``model``, an unknown key names those allowed).
+    """
     err = exc.errors()[0]
     loc: Loc = (*prefix, *(p for p in err["loc"] if isinstance(p, str | int)))
     # pydantic puts union tags / model names into loc; keep only parts present in the doc
@@ -126,8 +130,12 @@ def validation_error(doc: YamlDoc, exc: ValidationError, prefix: Loc = ()) -> Co
     for part in loc:
         if (*clean, part) in doc.lines or isinstance(part, int):
             clean.append(part)
-    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = admin_message(err, model)
     extra = len(exc.errors()) - 1
+    typo = misspelt_key(exc.errors(), err)
+    if typo is not None:  # `titel:` gives "title missing" and "titel unknown": say it once
+        msg += f": is '{typo}' a misspelling of it?"
+        extra -= 1
     if extra:
         msg += f" (and {extra} more error{'s' if extra > 1 else ''})"
     key = ".".join(str(p) for p in loc)

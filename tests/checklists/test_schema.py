@@ -62,14 +62,16 @@ def test_the_sample_is_valid() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "key", "message"),
     [
-        pytest.param(_insert_after(3, "colour: red"), 4, "colour", "Extra inputs are not permitted",
+        pytest.param(_insert_after(3, "colour: red"), 4, "colour",
+                     "unknown key 'colour' (allowed here: category, description, id, inputs,",
                      id="unknown-top-level-key"),
         pytest.param(_insert_after(11, "    colour: red"), 12, "steps.0.colour",
-                     "Extra inputs are not permitted", id="unknown-step-key"),
+                     "unknown key 'colour' (allowed here: after,", id="unknown-step-key"),
         pytest.param(_replace(13, "  - id: Second Step"), 13, "steps.1.id",
-                     "should match pattern", id="bad-step-id"),
+                     "'Second Step' is not a valid id: use lower-case letters, digits, '-' "
+                     "and '_'", id="bad-step-id"),
         pytest.param(_replace(15, "    after: [frist]"), 15, "steps.1.after",
-                     "unknown step 'frist'", id="unknown-after-step"),
+                     "unknown step 'frist' (did you mean 'first'?)", id="unknown-after-step"),
         pytest.param(_replace(15, "    after: [second]"), 15, "steps.1.after",
                      "cannot wait for itself", id="after-itself"),
         pytest.param(_replace(16, "    when: {colour: red}"), 16, "steps.1.when",
@@ -84,10 +86,11 @@ def test_the_sample_is_valid() -> None:
                      "an input of type 'choice' needs 'choices'", id="choice-without-choices"),
         pytest.param(_replace(8, "    help: pick one"), 5, "inputs.0",
                      "an input of type 'choice' needs 'choices'", id="choice-no-choices-key"),
-        pytest.param(_replace(3, "version: 0"), 3, "version", "greater than or equal to 1",
+        pytest.param(_replace(3, "version: 0"), 3, "version", "must be at least 1",
                      id="version-zero"),
         pytest.param(_replace(11, "    titel: First"), 10, "steps.0.title",
-                     "Field required (and 1 more error)", id="misspelt-required-key"),
+                     "'title' is required: is 'titel' a misspelling of it?",
+                     id="misspelt-required-key"),
     ],
 )
 def test_loader_errors_name_file_line_and_field(
