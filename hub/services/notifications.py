@@ -27,6 +27,7 @@ from hub.core.checklists.engine import Outcome
 from hub.core.states import NoteStatus, StepStatus
 from hub.core.team import Channel, Member, Team
 from hub.errors import MappingError
+from hub.services.context import HubContext
 from hub.services.runs import NoteSink
 from hub.settings import Settings
 from hub.store.db import insert_ignore
@@ -189,6 +190,18 @@ class Notifier:
         }, ["fact", "recipient", "channel"])
 
 
+def tell(ctx: HubContext, session: Session, kind: str, run: Run,
+         step: str | Iterable[str] | None = None, *, to: Sequence[str] | None = None,
+         fact: str | None = None, context: Mapping[str, Any] | None = None) -> list[str]:
+    """:func:`notify` for a caller holding the hub's context (the time is the hub's clock).
+
+    Approval requests need no call: the run service's sink tells the approving role's
+    holders of every ``approval_requested`` fact.
+    """
+    return notify(Notifier(ctx.settings, ctx.team), session, kind, run, step, to=to,
+                  fact=fact, now=ctx.clock(), context=context)
+
+
 def notify(notifier: Notifier, session: Session, kind: str, run: Run,
            step: str | Iterable[str] | None = None, *, to: Sequence[str] | None = None,
            fact: str | None = None, now: datetime, context: Mapping[str, Any] | None = None,
@@ -218,7 +231,8 @@ def notify(notifier: Notifier, session: Session, kind: str, run: Run,
 class NotifyingSink:
     """The run service's note sink, plus the people's notifications of the same outcome:
     steps assigned (at launch, one message per person listing their steps; on
-    reassignment, the new assignee) and the run completed."""
+    reassignment, the new assignee), an approval requested (the approving role's holders
+    who may approve) and the run completed."""
 
     def __init__(self, notes: NoteSink, notifier: Notifier) -> None:
         self.notes = notes
@@ -233,6 +247,21 @@ class NotifyingSink:
             elif fact.action == "completed":
                 notify(self.notifier, session, "completed", run, fact=f"audit/{entry.id}",
                        now=entry.at)
+            elif fact.action == "approval_requested" and fact.step_id:
+                notify(self.notifier, session, "approval_requested", run, fact.step_id,
+                       to=self._approvers(run, fact.data), fact=f"audit/{entry.id}",
+                       now=entry.at)
+
+    def _approvers(self, run: Run, data: Mapping[str, Any]) -> list[str] | None:
+        """Everyone holding the approving role for the client who may approve (with
+        four-eyes, not those who did the approved steps); None: team.yaml's default."""
+        role = data.get("role")
+        if not role:
+            return None
+        did = {s.done_by for s in run.steps if s.step_id in set(data.get("approves") or ())}
+        holders = [m for m in self.notifier.team.members_for(str(role), run.client.key)
+                   if not (data.get("four_eyes", True) and f"user:{m}" in did)]
+        return [f"person:{m}" for m in holders] or None
 
     def _assigned(self, session: Session, run: Run, data: Mapping[str, Any],
                   step_id: str | None, actor: str, entry: AuditEntry) -> None:
