@@ -54,6 +54,7 @@ from connectors.datto_rmm.events import (
     site_record,
     webhook_event,
 )
+from connectors.datto_rmm.fields import FIELDS
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
 from connectors.oauth import TokenStore
 from hub.core.events import Event, EventKind
@@ -87,6 +88,7 @@ class DattoRMMConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=DattoRMMConfig,
         sandbox="connectors.datto_rmm.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

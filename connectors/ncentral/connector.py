@@ -50,6 +50,7 @@ from connectors.ncentral.events import (
     task_id,
     transition_time,
 )
+from connectors.ncentral.fields import FIELDS
 from connectors.ncentral.orgunits import OrgMap, build_org_map, is_customer
 from connectors.ncentral.tracking import Known, State, decode, encode, reconcile
 from hub.core.events import Event, EventKind
@@ -87,6 +88,7 @@ class NcentralConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=NcentralConfig,
         sandbox="connectors.ncentral.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

@@ -50,6 +50,7 @@ from connectors.ninjaone.events import (
     organization_record,
     outcome,
 )
+from connectors.ninjaone.fields import FIELDS
 from connectors.ninjaone.filters import device_filter
 from connectors.ninjaone.stream import CURSOR_VERSION, ActivityStream, Position
 from connectors.ninjaone.webhooks import parse_webhook, webhook_event
@@ -82,6 +83,7 @@ class NinjaOneConnector:
         default_poll_interval=timedelta(minutes=5),
         config_model=NinjaOneConfig,
         sandbox="connectors.ninjaone.sandbox:SandboxServer",
+        fields=FIELDS,
     )
 
     def __init__(

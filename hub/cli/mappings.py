@@ -18,13 +18,17 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from hub.cli.app import app, context, fail, out
+from hub.cli.fields import catalog_rows, format_catalog
+from hub.config.fields import field_catalog
 from hub.config.mappings import compile_files, load_rules, mapping_files
 from hub.config.playbooks import PlaybookLibrary, load_library
-from hub.core.events import Event
+from hub.core.events import Event, EventKind
 from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
 from hub.core.mapping.engine import Evaluation, RuleSet, explain
+from hub.core.mapping.fields import FieldCatalog
 from hub.core.mapping.replay import diff_actions
 from hub.core.mapping.schema import mapping_json_schema
+from hub.core.suggest import hint
 from hub.errors import ConfigError
 from hub.services.inbox import to_event
 from hub.store.models import InboxEvent
@@ -43,6 +47,11 @@ PLAYBOOKS_DIR = typer.Option(
     Path("playbooks"), "--playbooks-dir", envvar="MSPHUB_PLAYBOOKS_DIR",
     help="Directory of playbooks rules refer to.",
 )
+CONFIG_DIR = typer.Option(
+    Path("config"), "--config-dir", envvar="MSPHUB_CONFIG_DIR",
+    help="Configuration directory: its connectors.yaml names the instances 'from:' may use "
+    "(and a generic webhook's fields).",
+)
 _EVENTS = TypeAdapter(Event | list[Event])
 
 
@@ -58,10 +67,23 @@ def _library(playbooks_dir: Path) -> PlaybookLibrary:
         _fail(f"playbooks are invalid, fix them first: {exc}")
 
 
-def _compile(paths: list[Path], library: PlaybookLibrary) -> tuple[RuleSet, list[str]]:
-    """The valid rules and every problem as ``file:line [key]: message`` lines."""
+def _catalog(config_dir: Path) -> FieldCatalog:
+    try:
+        return field_catalog(config_dir / "connectors.yaml")
+    except ConfigError as exc:
+        _fail(f"the connector configuration is invalid, fix it first: {exc}")
+
+
+def _compile(paths: list[Path], library: PlaybookLibrary, catalog: FieldCatalog | None = None
+             ) -> tuple[RuleSet, list[str]]:
+    """The valid rules and every problem as ``file:line [key]: message`` lines.
+
+    With ``catalog``, ``from:`` names and the fields rules read are checked against it.
+    """
     problems = [f"{p}: no such file or directory" for p in paths if not p.exists()]
-    ruleset, errors = compile_files([p for p in paths if p.exists()], library)
+    ruleset, errors = compile_files([p for p in paths if p.exists()], library,
+                                    sources=catalog.names() if catalog else None,
+                                    catalog=catalog)
     return ruleset, problems + [str(e) for e in errors]
 
 
@@ -72,11 +94,13 @@ def check(
     ),
     mappings_dir: Path = MAPPINGS_DIR,
     playbooks_dir: Path = PLAYBOOKS_DIR,
+    config_dir: Path = CONFIG_DIR,
 ) -> None:
-    """Validate mapping files: syntax, fields, operators, templates, playbooks and steps."""
+    """Validate mapping files: syntax, keys, sources, event fields, operators, templates,
+    playbooks and steps."""
     targets = list(paths) if paths else [mappings_dir]
     library = _library(playbooks_dir)
-    ruleset, problems = _compile(targets, library)
+    ruleset, problems = _compile(targets, library, _catalog(config_dir))
     if problems:
         for line in problems:
             typer.echo(line)
@@ -88,9 +112,32 @@ def check(
 
 
 @mappings_app.command()
-def schema() -> None:
-    """Print the JSON Schema of mapping files (for editors and YAML language servers)."""
-    typer.echo(json.dumps(mapping_json_schema(), indent=2))
+def schema(config_dir: Path = CONFIG_DIR) -> None:
+    """Print the JSON Schema of mapping files (for editors and YAML language servers), with
+    the event fields and source names so editors complete them."""
+    typer.echo(json.dumps(mapping_json_schema(_catalog(config_dir)), indent=2))
+
+
+@mappings_app.command("fields")
+def fields_command(
+    vendor: str | None = typer.Option(None, "--vendor", help="Only this vendor or instance."),
+    kind: str | None = typer.Option(None, "--kind", help="Only this event kind."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    config_dir: Path = CONFIG_DIR,
+) -> None:
+    """The event field catalog: the fields rules may read, by event kind and source."""
+    catalog = _catalog(config_dir)
+    if vendor is not None and not catalog.knows(vendor):
+        _fail(f"unknown vendor or source '{vendor}'{hint(vendor, catalog.names())} "
+              f"(known: {', '.join(catalog.names())})")
+    kinds = [k.value for k in EventKind]
+    if kind is not None and kind not in kinds:
+        _fail(f"unknown event kind '{kind}'{hint(kind, kinds)} (allowed: {', '.join(kinds)})")
+    rows = catalog_rows(catalog, vendor=vendor, kind=kind)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    typer.echo(format_catalog(rows))
 
 
 @mappings_app.command("test")

@@ -12,6 +12,7 @@ import watchfiles
 from hub.config.mappings import SUFFIXES, load_rules, mapping_files
 from hub.config.playbooks import PlaybookLibrary
 from hub.core.mapping.engine import RuleSet
+from hub.core.mapping.fields import FieldCatalog
 from hub.errors import ConfigError
 
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -48,6 +49,8 @@ class RuleHolder:
         rules: the initial rule set; default empty. Use :meth:`load` at start-up instead,
             so a broken file stops the process rather than starting with no rules.
         sources: when given, the vendor / instance names ``from`` may use.
+        catalog: when given, the event fields rules may read (``hub.config.fields``); a
+            rule reading a field no source in its ``from:`` emits is refused on reload.
     """
 
     def __init__(
@@ -57,10 +60,12 @@ class RuleHolder:
         *,
         rules: RuleSet | None = None,
         sources: Collection[str] | None = None,
+        catalog: FieldCatalog | None = None,
     ) -> None:
         self.directory = directory
         self.library_provider = library_provider
         self.sources = sources
+        self.catalog = catalog
         self._rules = rules if rules is not None else RuleSet()
         self._lock = threading.Lock()
         self._seen: Fingerprint | None = None
@@ -73,16 +78,17 @@ class RuleHolder:
         library_provider: Callable[[], PlaybookLibrary],
         *,
         sources: Collection[str] | None = None,
+        catalog: FieldCatalog | None = None,
     ) -> RuleHolder:
         """Load the rules now (start-up).
 
         Raises:
             ConfigError: a mapping file is invalid (nothing to fall back to yet).
         """
-        holder = cls(directory, library_provider, sources=sources)
+        holder = cls(directory, library_provider, sources=sources, catalog=catalog)
         library = library_provider()
         seen = fingerprint(directory)
-        holder._rules = load_rules(directory, library, sources=sources)
+        holder._rules = load_rules(directory, library, sources=sources, catalog=catalog)
         holder._seen, holder._seen_library = seen, library
         return holder
 
@@ -104,7 +110,8 @@ class RuleHolder:
             self._seen, self._seen_library = fingerprint(self.directory), library
             log = structlog.get_logger(__name__)  # per call: honours test capture and reconfig
             try:
-                rules = load_rules(self.directory, library, sources=self.sources)
+                rules = load_rules(self.directory, library, sources=self.sources,
+                                   catalog=self.catalog)
             except ConfigError as exc:
                 log.error(
                     "mapping_reload_failed",

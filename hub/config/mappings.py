@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
+from hub.config.messages import admin_message
 from hub.config.playbooks import PlaybookLibrary
+from hub.config.rule_checks import field_problems, source_problems
 from hub.config.yamlio import YamlDoc, parse_yaml
-from hub.core.conditions import ConditionSyntaxError, parse_condition
-from hub.core.mapping.engine import CompiledRule, RuleSet, source_key
+from hub.core.conditions import OPERATORS, ConditionSyntaxError, parse_condition
+from hub.core.mapping.engine import CompiledRule, RuleSet
+from hub.core.mapping.fields import FieldCatalog
 from hub.core.mapping.schema import Rule
 from hub.core.mapping.templates import Template, compile_template
+from hub.core.suggest import hint
 from hub.errors import ConfigError, Loc
 
 SUFFIXES = (".yaml", ".yml")
@@ -36,7 +41,8 @@ def mapping_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_rules(
-    directory: Path, library: PlaybookLibrary, *, sources: Collection[str] | None = None
+    directory: Path, library: PlaybookLibrary, *, sources: Collection[str] | None = None,
+    catalog: FieldCatalog | None = None,
 ) -> RuleSet:
     """Load every mapping file in a directory.
 
@@ -46,27 +52,32 @@ def load_rules(
         sources: when given, every name ``from`` may use: pass all registered connector
             vendors (configured or not, so shipped rules naming an RMM you do not run
             still load) plus the configured instance names. Catches typos.
+        catalog: when given, the fields each source's events carry: a rule reading a
+            field no source in its ``from:`` emits is refused (and, without ``sources``,
+            ``from:`` must name one of the catalog's vendors or instances).
 
     Raises:
         ConfigError: the first problem found; a broken file never half-loads.
     """
     if not directory.exists():
         return RuleSet()
-    ruleset, errors = compile_files([directory], library, sources=sources)
+    ruleset, errors = compile_files([directory], library, sources=sources, catalog=catalog)
     if errors:
         raise errors[0]
     return ruleset
 
 
 def check_rules(
-    paths: Iterable[Path], library: PlaybookLibrary, *, sources: Collection[str] | None = None
+    paths: Iterable[Path], library: PlaybookLibrary, *, sources: Collection[str] | None = None,
+    catalog: FieldCatalog | None = None,
 ) -> list[ConfigError]:
     """Validate mapping files and directories, collecting every error (for the CLI)."""
-    return compile_files(paths, library, sources=sources)[1]
+    return compile_files(paths, library, sources=sources, catalog=catalog)[1]
 
 
 def compile_files(
-    paths: Iterable[Path], library: PlaybookLibrary, *, sources: Collection[str] | None = None
+    paths: Iterable[Path], library: PlaybookLibrary, *, sources: Collection[str] | None = None,
+    catalog: FieldCatalog | None = None,
 ) -> tuple[RuleSet, list[ConfigError]]:
     """Compile files into a RuleSet of the valid rules, plus every error found."""
     files = mapping_files(paths)
@@ -81,7 +92,7 @@ def compile_files(
             errors.append(ConfigError(f"cannot read file: {exc.strerror}", file=str(path)))
             continue
         rules, file_errors = parse_rules(text, str(path), library, sources=sources,
-                                         templates=templates)
+                                         templates=templates, catalog=catalog)
         errors.extend(file_errors)
         for rule in rules:
             if rule.id in seen:
@@ -106,6 +117,7 @@ def parse_rules(
     *,
     sources: Collection[str] | None = None,
     templates: TemplateCache | None = None,
+    catalog: FieldCatalog | None = None,
 ) -> tuple[list[CompiledRule], list[ConfigError]]:
     """Validate and compile the rules of one mapping document.
 
@@ -115,6 +127,7 @@ def parse_rules(
         library: the playbooks rules may name.
         sources: when given, every name ``from`` may use.
         templates: compiled templates to reuse and add to (one load shares one cache).
+        catalog: when given, the fields rules may read (see ``load_rules``).
 
     Returns:
         The valid rules and every error; a caller that wants all-or-nothing checks errors.
@@ -134,18 +147,20 @@ def parse_rules(
         return [], [doc.error("a mapping file must be a mapping with a 'rules' list")]
     unknown = [k for k in data if k != "rules"]
     if unknown:
-        return [], [doc.error(f"unknown top-level key '{unknown[0]}' (allowed: rules)",
-                              (str(unknown[0]),))]
+        key = str(unknown[0])
+        return [], [doc.error(f"unknown top-level key '{key}'{hint(key, ['rules'])} "
+                              "(allowed: rules)", (key,))]
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
         return [], [doc.error("'rules' must be a list of rules", ("rules",))]
     out: list[CompiledRule] = []
     errors: list[ConfigError] = []
-    known = None if sources is None else {source_key(s) for s in sources}
+    known = sources if sources is not None else (catalog.names() if catalog else None)
     cache: TemplateCache = {} if templates is None else templates
     for index, raw in enumerate(raw_rules):
         rule_errors: list[ConfigError] = []
-        compiled = _compile_rule(doc, index, raw, library, sources, known, cache, rule_errors)
+        compiled = _compile_rule(doc, index, raw, library, _Checks(known, catalog), cache,
+                                 rule_errors)
         errors.extend(rule_errors)
         if compiled is not None and not rule_errors:
             out.append(compiled)
@@ -169,13 +184,20 @@ def _label(raw: Any, index: int) -> str:
     return f"rule '{rule_id}'" if isinstance(rule_id, str) and rule_id else f"rule #{index + 1}"
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """What a rule is checked against besides the playbooks: ``from:`` names, fields."""
+
+    sources: Collection[str] | None
+    catalog: FieldCatalog | None
+
+
 def _compile_rule(
     doc: YamlDoc,
     index: int,
     raw: Any,
     library: PlaybookLibrary,
-    sources: Collection[str] | None,
-    known: set[str] | None,
+    checks: _Checks,
     cache: TemplateCache,
     errors: list[ConfigError],
 ) -> CompiledRule | None:
@@ -197,9 +219,7 @@ def _compile_rule(
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "string_type" and isinstance(err.get("input"), bool):
-                message += " (YAML reads bare yes/no/on/off as true/false: quote the text)"
+            message = admin_message(err, Rule)
             clean = _doc_loc(doc, base, loc)
             errors.append(
                 ConfigError(
@@ -214,13 +234,12 @@ def _compile_rule(
     try:
         condition = parse_condition(rule.if_, (*base, "if"))
     except ConditionSyntaxError as exc:
-        errors.append(doc.error(f"{label}: {exc}", exc.loc))
+        errors.append(doc.error(f"{label}: {_operator_hint(exc)}", exc.loc))
         return None
 
-    if sources is not None and known is not None and rule.from_:
-        for i, name in enumerate(rule.from_):
-            if source_key(name) not in known:
-                fail(f"unknown source '{name}' (known: {', '.join(sorted(sources))})", "from", i)
+    if checks.sources is not None:
+        for message, loc in source_problems(rule, checks.sources):
+            fail(message, *loc)
 
     _check_playbooks(rule, library, fail)
 
@@ -234,6 +253,9 @@ def _compile_rule(
         except TemplateSyntaxError as exc:
             where = f" (template line {exc.lineno})" if "\n" in source.strip() else ""
             fail(f"template error in {fld}{where}: {exc.message}", *fld.split("."))
+    if checks.catalog is not None:
+        for message, loc in field_problems(rule, templates, checks.catalog):
+            fail(message, *loc)
     if errors:
         return None
     return CompiledRule(
@@ -244,6 +266,17 @@ def _compile_rule(
         condition=condition,
         templates=templates,
     )
+
+
+def _operator_hint(exc: ConditionSyntaxError) -> str:
+    """The condition error, with "did you mean" for a misspelt operator."""
+    text = str(exc)
+    op = exc.loc[-1] if exc.loc else None
+    if text.startswith("unknown operator") and isinstance(op, str):
+        suggestion = hint(op, OPERATORS)
+        if suggestion:
+            return text.replace(f"'{op}'", f"'{op}'{suggestion}", 1)
+    return text
 
 
 def _doc_loc(doc: YamlDoc, base: Loc, loc: Loc) -> Loc:

@@ -86,7 +86,8 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
             on: [ticket.created, ticket.craeted]
             comment: {text: x}
         """,
-        3, "rules.0.on", "unknown event kind 'ticket.craeted' (allowed: ticket.created,",
+        3, "rules.0.on", "unknown event kind 'ticket.craeted' (did you mean 'ticket.created'?) "
+        "(allowed: ticket.created,",
     ),
     (
         "unknown-key",
@@ -97,7 +98,7 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
             when: {ticket.type: Leaver}
             comment: {text: x}
         """,
-        4, "rules.0.when", "Extra inputs are not permitted",
+        4, "rules.0.when", "unknown key 'when' (allowed here: ",
     ),
     (
         "unknown-key-in-action",
@@ -110,7 +111,8 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
               step: deploy-agent
               evidnce: x
         """,
-        7, "rules.0.tick.evidnce", "Extra inputs are not permitted",
+        7, "rules.0.tick.evidnce", "unknown key 'evidnce' (did you mean 'evidence'?) "
+        "(allowed here: evidence, playbook, step)",
     ),
     (
         "two-actions",
@@ -243,7 +245,7 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
             on: ticket.created
             comment: {text: x}
         """,
-        2, "rules.0.id", "String should match pattern",
+        2, "rules.0.id", "'bad rule' is not a valid id: use lower-case letters, digits",
     ),
     (
         "wrong-notes",
@@ -253,7 +255,8 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
             on: ticket.created
             launch: {playbook: offboard, inputs: {leaver_name: x}, notes: sometimes}
         """,
-        4, "rules.0.launch.notes", "Input should be 'each', 'digest' or 'none'",
+        4, "rules.0.launch.notes", "'sometimes' is not allowed here; use one of: each, "
+        "digest, none",
     ),
 ]
 
@@ -348,10 +351,12 @@ def test_several_field_errors_in_one_rule_are_all_reported(library: PlaybookLibr
     ("text", "line", "message"),
     [
         ("- just a list\n", 1, "a mapping file must be a mapping with a 'rules' list"),
-        ("rule:\n  - id: x\n", 1, "unknown top-level key 'rule' (allowed: rules)"),
+        ("rule:\n  - id: x\n", 1,
+         "unknown top-level key 'rule' (did you mean 'rules'?) (allowed: rules)"),
         ("rules: {id: x}\n", 1, "'rules' must be a list of rules"),
         ("rules:\n  - just text\n", 2, "rule #1: each rule must be a mapping"),
-        ("rules:\n  - on: ticket.created\n    comment: {text: x}\n", 2, "rule #1: Field required"),
+        ("rules:\n  - on: ticket.created\n    comment: {text: x}\n", 2,
+         "rule #1: 'id' is required"),
         ("rules:\n  - id: yes\n    on: ticket.created\n    comment: {text: x}\n", 2,
          "quote the text"),
     ],
@@ -401,5 +406,6 @@ def test_known_sources_are_checked_when_given(tmp_path: Path, library: PlaybookL
     _write(directory, {"a.yaml": GOOD.replace("[connectwise]", "[connectwise, conectwise]")})
     errors = check_rules([directory], library, sources={"connectwise", "cw-prod"})
     assert [(e.line, e.key) for e in errors] == [(4, "rules.0.from.1")]
-    assert "unknown source 'conectwise' (known: connectwise, cw-prod)" in errors[0].message
+    assert ("unknown source 'conectwise' (did you mean 'connectwise'?): 'from' takes vendors "
+            "and connector instance names (known: connectwise, cw-prod)") in errors[0].message
     assert check_rules([directory], library) == []  # not checked without `sources`

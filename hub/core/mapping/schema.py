@@ -6,9 +6,10 @@ them into a JSON Schema for editors.
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -22,6 +23,10 @@ from pydantic import (
 
 from hub.core.conditions import CONDITION_JSON_SCHEMA
 from hub.core.events import EventKind
+from hub.core.suggest import hint
+
+if TYPE_CHECKING:  # fields.py imports the engine, which imports this module
+    from hub.core.mapping.fields import FieldCatalog
 
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
 ACTION_FIELDS: tuple[str, ...] = ("launch", "tick", "comment", "cancel")
@@ -175,7 +180,8 @@ class Rule(_Strict):
             for item in value:
                 if isinstance(item, str) and item not in allowed:
                     raise ValueError(
-                        f"unknown event kind '{item}' (allowed: {', '.join(allowed)})"
+                        f"unknown event kind '{item}'{hint(item, allowed)} "
+                        f"(allowed: {', '.join(allowed)})"
                     )
         return value
 
@@ -210,15 +216,50 @@ class MappingFile(_Strict):
     rules: list[Rule] = Field(default_factory=list, description="The rules, in file order.")
 
 
-def mapping_json_schema() -> dict[str, Any]:
-    """JSON Schema of a mapping file, for editors (YAML language servers)."""
+def mapping_json_schema(catalog: FieldCatalog | None = None) -> dict[str, Any]:
+    """JSON Schema of a mapping file, for editors (YAML language servers).
+
+    With ``catalog``, conditions list every known field (type, example, the sources that
+    emit it) and ``from`` the known vendor and instance names, so editors complete them;
+    other names stay valid in the schema (``mappings check`` is what refuses them).
+    """
     schema = MappingFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "msphub mapping file"
     defs = schema.setdefault("$defs", {})
-    defs["condition"] = {k: v for k, v in CONDITION_JSON_SCHEMA.items() if k != "$id"}
+    condition = copy.deepcopy({k: v for k, v in CONDITION_JSON_SCHEMA.items() if k != "$id"})
+    defs["condition"] = condition
     rule = defs.get("Rule", {})
     if "properties" in rule:
         description = rule["properties"]["if"].get("description")
         rule["properties"]["if"] = {"$ref": "#/$defs/condition", "description": description}
+    if catalog is not None:
+        _add_catalog(condition, rule, catalog)
     return schema
+
+
+def _add_catalog(condition: dict[str, Any], rule: dict[str, Any], catalog: FieldCatalog) -> None:
+    """Field names as condition properties; source names as ``from`` suggestions."""
+    test = condition["additionalProperties"]
+    described: dict[str, dict[str, str]] = {}
+    infos: dict[str, Any] = {}
+    for name, info in catalog.readable():
+        described.setdefault(info.name, {})[name] = info.description
+        infos.setdefault(info.name, info)
+    for path in sorted(infos):
+        info, texts = infos[path], described[path]
+        example = "" if info.example is None else f", e.g. {info.example!r}"
+        if len(set(texts.values())) == 1:
+            text = f"{info.description} ({info.type}{example}; {', '.join(sorted(texts))})"
+        else:
+            text = "; ".join(f"{n}: {d}" for n, d in sorted(texts.items()))
+            text += f" ({info.type}{example})"
+        condition["properties"].setdefault(path, {**test, "description": text})
+    names = {"enum": catalog.names()}
+    if "properties" in rule and "from" in rule["properties"]:
+        prop = rule["properties"]["from"]
+        prop["anyOf"] = [
+            names, {"type": "string"},
+            {"type": "array", "items": {"anyOf": [names, {"type": "string"}]}, "minItems": 1},
+        ]
+        prop.pop("type", None)
