@@ -190,10 +190,14 @@ class PlaybookSource:
     """The playbook library on disk, reloaded when its files change.
 
     A broken edit is logged and the last good library stays in use; runs already
-    launched keep the version they pinned regardless.
+    launched keep the version they pinned regardless. With ``roster``, each load warns
+    (``playbook_unknown_staff``) about steps naming a role or assignee the team lacks:
+    they would be launched unassigned. A warning, not a refusal, so a team edit never
+    stops a running hub; ``msphub playbooks check`` refuses them.
     """
 
     directory: Path
+    roster: Roster | None = None
     _library: PlaybookLibrary = field(default_factory=PlaybookLibrary)
     _fingerprint: tuple[tuple[str, int, int], ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -201,6 +205,16 @@ class PlaybookSource:
     def __post_init__(self) -> None:
         self._library = load_library(self.directory)
         self._fingerprint = _fingerprint(self.directory)
+        self._warn_staff()
+
+    def _warn_staff(self) -> None:
+        if self.roster is None:
+            return
+        warn = structlog.get_logger(__name__).warning  # per call: honours test capture
+        for loaded in self._library.playbooks.values():
+            for message, loc in staff_problems(loaded.playbook, self.roster):
+                warn("playbook_unknown_staff", file=loaded.file,
+                            key=".".join(map(str, loc)), reason=message)
 
     def __call__(self) -> PlaybookLibrary:
         """The current library (cheap: a directory stat when nothing changed)."""
@@ -212,6 +226,7 @@ class PlaybookSource:
                     try:
                         self._library = load_library(self.directory)
                         log.info("playbooks_reloaded", count=len(self._library))
+                        self._warn_staff()
                     except ConfigError as exc:
                         log.error("playbooks_reload_failed", file=exc.file, line=exc.line,
                                   reason=exc.message)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.config.playbooks import check_files
+from structlog.testing import capture_logs
+
+from hub.config.playbooks import PlaybookSource, check_files
 from hub.config.team import load_roster
 from tests.cli.conftest import NEW_STARTER, REPO, Cli, one_line
 
@@ -67,3 +69,17 @@ def test_a_role_only_a_client_override_assigns_is_known(tmp_path: Path) -> None:
                     "    roles: {onsite: ann}\n")
     roster = load_roster(team)
     assert roster is not None and roster.roles == {"onsite"} and roster.members == {"ann"}
+
+
+def test_the_running_library_warns_about_unknown_staff(tmp_path: Path) -> None:
+    """Given a roster, the live library logs each step that would launch unassigned."""
+    (tmp_path / "p.yaml").write_text(NEW_STARTER.replace("role: engineer", "role: enginer", 1))
+    roster = load_roster(REPO / "config" / "team.yaml", env={})
+
+    with capture_logs() as logs:
+        source = PlaybookSource(tmp_path, roster=roster)
+
+    assert "new-starter" in source()
+    warnings = [e for e in logs if e["event"] == "playbook_unknown_staff"]
+    assert [(w["key"], w["log_level"]) for w in warnings] == [("steps.1.role", "warning")]
+    assert "did you mean 'engineer'?" in warnings[0]["reason"]
