@@ -63,7 +63,7 @@ roles:
   dispatcher: bob
 """
 
-ESCALATING = """\
+LEAVER_ACCESS = """\
 id: leaver-access
 title: Leaver access revocation
 version: 1
@@ -72,7 +72,6 @@ steps:
     title: Revoke all access
     role: engineer
     due: 4h
-    escalate: {after: 2h, to_role: senior-engineer, notify: manager}
   - id: confirm
     title: Confirm with HR
     role: service-desk
@@ -111,7 +110,7 @@ def hub_settings(tmp_path: Path, db_url: str, smtp: SMTPServer, hooks: Hooks) ->
     (tmp_path / "config" / "schedules.yaml").unlink(missing_ok=True)
     (tmp_path / "config" / "clients.yaml").write_text(CLIENTS)
     (tmp_path / "config" / "team.yaml").write_text(TEAM.format(hooks=hooks.base))
-    (tmp_path / "playbooks" / "leaver-access.yaml").write_text(ESCALATING)
+    (tmp_path / "playbooks" / "leaver-access.yaml").write_text(LEAVER_ACCESS)
     (tmp_path / "mappings").mkdir()
     return Settings(_env_file=None, database_url=db_url, data_dir=tmp_path / "data",
                     playbooks_dir=tmp_path / "playbooks", config_dir=tmp_path / "config",
