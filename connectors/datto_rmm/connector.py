@@ -18,7 +18,7 @@ An alert the account does not have (a forged or mistyped UID) answers 404: no ev
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -41,6 +41,7 @@ from connectors.base import (
     WebhookRequest,
     is_thin,
 )
+from connectors.datto_rmm import inventory
 from connectors.datto_rmm.client import AlertState, DattoRMMClient, Record
 from connectors.datto_rmm.config import DattoRMMConfig
 from connectors.datto_rmm.events import (
@@ -56,6 +57,7 @@ from connectors.datto_rmm.events import (
 )
 from connectors.datto_rmm.fields import FIELDS
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
+from connectors.inventory import ALL_DEVICE_FACTS, DeviceFact, DeviceFacts
 from connectors.oauth import TokenStore
 from hub.core.events import Event, EventKind
 
@@ -268,6 +270,22 @@ class DattoRMMConnector:
     def devices(self, site_uid: str | None = None) -> list[Record]:
         """Devices of the account or of one site, as Datto returns them."""
         return list(self.client.devices(site_uid=site_uid))
+
+    def device_facts(self, site_ids: Sequence[str], *,
+                     want: frozenset[DeviceFact] = ALL_DEVICE_FACTS) -> list[DeviceFacts]:
+        """``DeviceInventory``: one device listing per site (every fact is on the device
+        record, so ``want`` changes nothing); deleted devices are left out.
+
+        Raises:
+            NotFound: Datto has no such site (404).
+        """
+        found: list[DeviceFacts] = []
+        for uid in dict.fromkeys(site_ids):
+            for record in self.client.devices(site_uid=uid):
+                facts = inventory.device_facts(record, uid)
+                if facts is not None:
+                    found.append(facts)
+        return found
 
     def alert(self, alert_uid: str) -> Event:
         """The current state of one alert as an event (``NotFound`` when there is none)."""

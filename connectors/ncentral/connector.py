@@ -15,7 +15,7 @@ The ``devices`` stream diffs ``GET /api/devices`` the same way into ``device.add
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -36,6 +36,8 @@ from connectors.base import (
     StreamSpec,
 )
 from connectors.http import DEFAULT_RETRY, MemoryBudget, RetryPolicy
+from connectors.inventory import ALL_DEVICE_FACTS, DeviceFact, DeviceFacts
+from connectors.ncentral import inventory
 from connectors.ncentral.client import Listing, NcentralClient, Record
 from connectors.ncentral.config import NcentralConfig
 from connectors.ncentral.events import (
@@ -304,6 +306,27 @@ class NcentralConnector:
     def sites(self) -> list[Record]:
         """Every site with its customer (events name the customer, never the site)."""
         return [site_record(s) for s in self.client.sites().items]
+
+    def device_facts(self, site_ids: Sequence[str], *,
+                     want: frozenset[DeviceFact] = ALL_DEVICE_FACTS) -> list[DeviceFacts]:
+        """``DeviceInventory``: one device listing per customer id (``inventory.py``: only
+        the last check-in is known). An incomplete listing is an error, never a verdict.
+
+        Raises:
+            NotFound: an id is not an N-central org unit id.
+            PermanentError: N-central's listing was truncated or warned.
+        """
+        found: list[DeviceFacts] = []
+        for text in dict.fromkeys(site_ids):
+            if not text.strip().isdigit():
+                raise NotFound(f"{text!r} is not an N-central org unit id", source=self.name)
+            listing = self.client.devices(int(text))
+            if not listing.complete:
+                raise PermanentError(f"the device listing of {text} is incomplete "
+                                     f"({listing.reason})", source=self.name)
+            found += [f for f in (inventory.device_facts(d, text) for d in listing.items)
+                      if f is not None]
+        return found
 
     def devices(self, org_unit_id: int | None = None) -> list[Record]:
         """Devices of the user's view or of one customer/site, as N-central returns them."""
