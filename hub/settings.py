@@ -187,7 +187,8 @@ class Settings(BaseSettings):
         """Where an MSP's own notification templates are looked up first."""
         return self.notification_templates_dir or self.config_dir / "templates" / "notifications"
 
-    @field_validator("smtp_host", "smtp_user", mode="before")
+    @field_validator("smtp_host", "smtp_user", "smtp_password", "smtp_ca_file",
+                     "notification_templates_dir", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         # `MSPHUB_SMTP_HOST=` in a .env file means "no SMTP", not a host named ''.
