@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.autotask.config import DEFAULT_DISPLAY_ALWAYS, DEFAULT_SUBSCRIBED
 from connectors.autotask.sandbox_api import RecordRoutes
 from connectors.autotask.sandbox_store import (
     PICKLISTS,
@@ -335,7 +336,8 @@ class SandboxServer(HostedSandbox):
             raise ValueError(f"unknown event {event!r}")
         hook = {"webhookGUID": self._guid,
                 "secretKey": self.connector_config()["webhook_secret"]}
-        fields = {"status": ticket["status"], "title": ticket["title"]}
+        shown = (*DEFAULT_SUBSCRIBED, *DEFAULT_DISPLAY_ALWAYS)  # what we register
+        fields = {name: ticket.get(name) for name in shown}
         wire, headers = sender.delivery(hook, action, int(ticket["id"]), fields,
                                         int(store.technician["id"]))
         return WebhookRequest(headers=headers, body=wire)

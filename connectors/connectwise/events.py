@@ -131,10 +131,11 @@ def _date(value: Any) -> str | None:
 def normalize_ticket(ticket: Record) -> dict[str, Any]:
     """The ``ticket`` fields mappings read (names, not ids, for board/type/status ...)."""
     contact = ticket.get("contact") if isinstance(ticket.get("contact"), dict) else None
+    fields = ticket.get("customFields")
     custom = {
         f["caption"]: f.get("value")
-        for f in ticket.get("customFields") or []
-        if isinstance(f, dict) and f.get("caption")
+        for f in (fields if isinstance(fields, list) else [])  # any other shape: none
+        if isinstance(f, dict) and isinstance(f.get("caption"), str) and f["caption"]
     }
     return {
         "id": _id(ticket),

@@ -360,7 +360,8 @@ class SandboxServer(HostedSandbox):
     def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
         """A signed ticket callback (``added`` or ``updated``) for a ticket made now."""
         cw = self.sandbox
-        record = cw.create_ticket("Contract ticket", company_id=self._contract_company())
+        record = cw.create_ticket("Contract ticket", company_id=self._contract_company(),
+                                  type="Leaver", custom_fields={"Leaver name": "Jo Bloggs"})
         action = "added"
         if event == "updated":  # a change to a ticket entered yesterday
             with cw.store.lock:

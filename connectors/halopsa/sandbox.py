@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.base import WebhookRequest
 from connectors.halopsa.sandbox_store import (
+    AGENT_TECH,
     Record,
     SandboxError,
     SandboxStore,
@@ -374,20 +375,23 @@ class SandboxServer(HostedSandbox):
         return self._seed_client
 
     def webhook_delivery(self, event: str = "created", *, thin: bool = False) -> WebhookRequest:
-        """The webhook for a ticket a technician logged now (``created``) or then changed
-        (``updated``), with Basic credentials; Halo's bodies are always treated as thin."""
+        """The webhook for a ticket a technician logged now (``created``), or for an action
+        of theirs moving an older ticket (``updated``), with Basic credentials; Halo's
+        bodies are always treated as thin."""
         store = self.sandbox.store
         ticket = store.create_ticket("Contract ticket", client_id=self._client(), notify=False)
-        name = "New Ticket Logged"
-        if event == "updated":  # a change to a ticket logged yesterday (not "new" to Halo)
+        name, action = "New Ticket Logged", None
+        if event == "updated":  # a technician's action on a ticket logged yesterday
             with store.lock:
                 store.tickets[ticket["id"]]["datecreated"] = halo_time(
                     parse_halo_time(ticket["datecreated"]) - timedelta(days=1))
-            ticket = store.update_ticket(ticket["id"], {"status_id": 2}, notify=False)
-            name = "Ticket Updated"
+            action = store.add_action({"ticket_id": ticket["id"], "outcome": "Update",
+                                       "note": "Working on it", "new_status": 2},
+                                      agent_id=AGENT_TECH)
+            ticket, name = store.ticket(ticket["id"]), "Action Added"
         elif event != "created":
             raise ValueError(f"unknown event {event!r}")
-        return self.webhook_request(self.sandbox.webhook_body(name, ticket))
+        return self.webhook_request(self.sandbox.webhook_body(name, ticket, action))
 
     def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
         """``body`` with the Basic credentials of our webhook (``msphub``:secret)."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -358,24 +359,45 @@ _WRONG_VALUES = [None, True, -1, 1.5, 10**30, "", "x" * 5000, "\u0000", [], [1],
                  {"id": 1}]
 
 
+def _variants(value: Any) -> Iterator[tuple[str, Any]]:
+    """``value`` with one member, at any depth, removed or given a value of another type
+    (inside JSON text too: ConnectWise's ``Entity``; lists through their first item)."""
+    if isinstance(value, dict):
+        for name, member in value.items():
+            yield f"-{name}", {k: v for k, v in value.items() if k != name}
+            for wrong in _WRONG_VALUES:
+                yield f"{name}={wrong!r:.20}", {**value, name: wrong}
+            for label, changed in _variants(member):
+                yield f"{name}.{label}", {**value, name: changed}
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        for label, changed in _variants(value[0]):
+            yield f"[0].{label}", [changed, *value[1:]]
+    elif isinstance(value, str) and value.startswith("{"):
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            return
+        for label, changed in _variants(inner):
+            yield label, json.dumps(changed)
+
+
 def _reshaped(body: bytes) -> Iterator[tuple[str, bytes]]:
-    """The delivery with each top-level member removed, or set to a value of another type."""
+    """The delivery with each member removed, or set to a value of another type."""
     data = json.loads(body)
     assert isinstance(data, dict)
-    for name in data:
-        yield f"-{name}", json.dumps({k: v for k, v in data.items() if k != name}).encode()
-        for value in _WRONG_VALUES:
-            yield f"{name}={value!r:.20}", json.dumps({**data, name: value}).encode()
+    for label, changed in _variants(data):
+        yield label, json.dumps(changed).encode()
 
 
 @pytest.mark.parametrize("event", ["created", "updated"])
 def test_a_delivery_with_members_of_the_wrong_type_never_crashes(
     receiving: tuple[str, WebhookSandbox, WebhookReceiver], event: str
 ) -> None:
-    """Each member of a real delivery removed or given another type (authenticated, so the
-    checks reach the parser): events, or ``MalformedPayload``, or ``WebhookRejected`` from
-    ``verify`` (a signature or key check that reads the body) — never another exception;
-    the thin events it gives enrich to events or raise a ``ConnectorError``."""
+    """Each member of a real delivery, at any depth, removed or given another type
+    (authenticated, so the checks reach the parser): events, or ``MalformedPayload``, or
+    ``WebhookRejected`` from ``verify`` (a signature or key check that reads the body) —
+    never another exception; the thin events it gives enrich to events or raise a
+    ``ConnectorError``."""
     _vendor, sandbox, receiver = receiving
     outcomes: dict[str, str] = {}
 
