@@ -9,10 +9,12 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from hub.api import create_app
 from tests.api.conftest import Api, make_api  # noqa: F401  (the app fixture)
@@ -27,12 +29,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(make_api: Callable[..., Api]) -> Iterator[tuple[Api, str]]:  # noqa: F811
-    """The app over a fresh database, served on 127.0.0.1 by uvicorn in a thread."""
-    api = make_api()
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """An app served on 127.0.0.1 by uvicorn in a thread; yields its base URL."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(api.rt), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -42,10 +43,18 @@ def served(make_api: Callable[..., Api]) -> Iterator[tuple[Api, str]]:  # noqa: 
         threading.Event().wait(0.05)
     assert server.started, "uvicorn did not start"
     try:
-        yield api, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def served(make_api: Callable[..., Api]) -> Iterator[tuple[Api, str]]:  # noqa: F811
+    """The app over a fresh database, served on 127.0.0.1 by uvicorn in a thread."""
+    api = make_api()
+    with serve(create_app(api.rt)) as base:
+        yield api, base
 
 
 @pytest.fixture

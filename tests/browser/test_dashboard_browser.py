@@ -120,7 +120,7 @@ def test_admin_replays_a_failed_event_and_links_a_client(
     # When she links the unlinked Contoso company to the contoso client
     page.goto(f"{base}/ops/clients")
     page.get_by_label("Client for Contoso Dental").select_option("contoso")
-    page.get_by_role("button", name="Link").click()
+    page.get_by_role("button", name="Link", exact=True).click()
     page.wait_for_url(f"{base}/ops/clients")
     # Then the link shows on the client and the record is no longer unlinked
     assert "Every vendor record events named is linked" in page.inner_text("main")

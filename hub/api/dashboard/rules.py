@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
@@ -47,6 +48,14 @@ def _rule_ids(entries: Iterable[Any] | None) -> set[str]:
     return {str(e["rule_id"]) for e in entries or [] if isinstance(e, dict) and e.get("rule_id")}
 
 
+def _shown_file(file: str, directory: Path) -> str:
+    """A rule's file as the admin knows it: relative to the mappings directory."""
+    try:
+        return str(Path(file).relative_to(directory))
+    except ValueError:
+        return file
+
+
 def rule_hits(session: Session, limit: int = RECENT_EVENTS) -> Hits:
     """Counts over the results of the newest ``limit`` processed events (one indexed
     range read of one JSON column; the stored result already names the rules)."""
@@ -81,7 +90,8 @@ def rules_page(request: Request, ctx: Hub) -> Response:
     with ctx.sessions() as session:
         hits = rule_hits(session)
     rules = [{"id": c.rule.id, "on": ", ".join(str(k) for k in c.rule.on),
-              "from": ", ".join(c.rule.from_ or []) or "any source", "file": c.file,
+              "from": ", ".join(c.rule.from_ or []) or "any source",
+              "file": _shown_file(c.file, rt.rules.directory),
               "line": c.line, "enabled": c.rule.enabled, "hits": hits.matched[c.rule.id],
               "failed": hits.failed[c.rule.id], "misses": hits.near[c.rule.id]}
              for c in live.rules]
