@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from hub.core.calendars import DueRule, DueUnit
 from hub.core.team import check_target
@@ -34,7 +41,8 @@ class Escalation(BaseModel):
     to_role: str | None = Field(
         default=None, description="Role (config/team.yaml) whose member for the client takes "
         "the step over; omitted: the assignee keeps it")
-    notify: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+    notify: Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})] = Field(
         default_factory=lambda: ["manager"],
         description="Who is told: manager, assignee, role:<role>, person:<id>; [] nobody")
 

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from hub.core.team import check_target
 
 NotifyChannel = Literal["email", "teams", "slack", "ticket"]
+CHANNELS = ("email", "teams", "slack", "ticket")
 TEMPLATE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+_ONE_OR_MORE = {"anyOf": [{"type": "string"},
+                          {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 
 
 def _as_list(value: Any) -> Any:
@@ -22,12 +32,14 @@ class NotifySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    to: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+    to: Annotated[list[str], BeforeValidator(_as_list), WithJsonSchema(_ONE_OR_MORE)] = Field(
         min_length=1,
         description="Who: 'manager' (the client's service manager), 'role:<role>' (its "
         "holder for the event's client, config/team.yaml) or 'person:<member id>'.",
     )
-    channels: Annotated[list[NotifyChannel], BeforeValidator(_as_list)] | None = Field(
+    channels: Annotated[list[NotifyChannel], BeforeValidator(_as_list), WithJsonSchema(
+        {"anyOf": [{"enum": list(CHANNELS)}, {"type": "array", "items": {"enum": list(CHANNELS)}},
+                   {"type": "null"}]})] | None = Field(
         default=None,
         description="email, teams, slack and/or ticket (a note on the event's ticket); "
         "omitted: each person's own channels for 'notify' (team.yaml).",
