@@ -6,11 +6,12 @@ notes to send — which the caller saves in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from hub.core.checklists.evidence import check_values, summarise
 from hub.core.checklists.schema import Playbook, Step
 from hub.core.conditions import evaluate
 from hub.core.states import RunStatus, StepStatus
@@ -108,7 +109,9 @@ class Fact:
 class NoteIntent:
     """A note the originating ticket should receive (rendered and delivered later)."""
 
-    kind: str  # launched | step_done | step_skipped | completed | cancelled | overdue | comment
+    # launched | step_done | step_skipped | completed | cancelled | overdue | comment |
+    # step_approved | step_rejected
+    kind: str
     step_id: str | None = None
     text: str | None = None
 
@@ -244,6 +247,21 @@ def blockers(playbook: Playbook, run: RunState, step_id: str) -> list[str]:
     return out
 
 
+def frontier(playbook: Playbook, run: RunState, step_id: str) -> list[str]:
+    """The open frontier of a locked step: the unfinished steps, among everything it waits
+    for (directly or through other locked steps), that can be worked now — what someone
+    has to do first, since a direct blocker may itself be locked."""
+    seen: list[str] = []
+    todo = blockers(playbook, run, step_id)
+    while todo:
+        sid = todo.pop(0)
+        if sid in seen:
+            continue
+        seen.append(sid)
+        todo += blockers(playbook, run, sid)
+    return [sid for sid in seen if not blockers(playbook, run, sid)]
+
+
 def complete_step(
     playbook: Playbook,
     run: RunState,
@@ -253,19 +271,46 @@ def complete_step(
     now: datetime,
     evidence: str | None = None,
     note: str | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Mark an open step done.
 
+    Args:
+        values: what a person entered in the step's evidence form; checked against its
+            ``evidence_fields`` and kept in the ``step_done`` fact (``fields``) and, as a
+            labelled line, in the step's evidence. ``None`` means an automatic tick (a
+            mapping rule), whose event is the evidence: the form is not asked for.
+
     Raises:
         StepLocked: prerequisites are not finished (``blockers`` names them).
-        NotAllowed: the run is not active, or the step is already finished.
+        NotAllowed: the run is not active, the step is already finished, or it is an
+            approval (approve or reject it instead).
+        EvidenceInvalid: the values do not fit the step's evidence form.
         NotFound: no such step.
     """
     step = _workable(playbook, run, step_id, verb="complete")
+    definition = _definition(playbook, step_id)
+    if definition is not None and definition.approval is not None:
+        raise NotAllowed(f"step '{step_id}' is a sign-off: it is completed by approving it "
+                         f"(someone holding the '{definition.approver_role}' role), not by "
+                         f"marking it done")
+    form = definition.evidence_fields if definition is not None else []
+    clean = check_values(step_id, form, values) if values is not None else {}
+    text = _joined(evidence, summarise(form, clean))
     done = replace(step, status=StepStatus.DONE, done_by=by, done_at=now,
-                   evidence=evidence, note=note)
-    fact = Fact("step_done", by, now, step_id, data=_compact(evidence=evidence, note=note))
+                   evidence=text, note=note)
+    fact = Fact("step_done", by, now, step_id,
+                data=_compact(evidence=evidence, note=note, fields=clean or None))
     return _after_step(playbook, run, done, fact, NoteIntent("step_done", step_id), now)
+
+
+def _definition(playbook: Playbook, step_id: str) -> Step | None:
+    return next((s for s in playbook.steps if s.id == step_id), None)
+
+
+def _joined(*parts: str | None) -> str | None:
+    text = "\n".join(p for p in parts if p)
+    return text or None
 
 
 def skip_step(
@@ -344,15 +389,54 @@ def _workable(playbook: Playbook, run: RunState, step_id: str, *, verb: str) -> 
     waiting = blockers(playbook, run, step_id)
     if waiting:
         titles = {s.step_id: s.title for s in run.steps}
-        raise StepLocked(step_id, [f"{w} ({titles[w]})" for w in waiting])
+        raise StepLocked(step_id, [f"{w} ({titles[w]})" for w in waiting],
+                         frontier=[f"{w} ({titles[w]})"
+                                   for w in frontier(playbook, run, step_id)])
     return step
+
+
+def workable(playbook: Playbook, run: RunState, step_id: str) -> StepState:
+    """The step, if it can be worked now.
+
+    Raises:
+        NotAllowed: the run is not active, or the step is finished or not applicable.
+        StepLocked: its prerequisites are not finished.
+    """
+    return _workable(playbook, run, step_id, verb="work on")
 
 
 def _after_step(playbook: Playbook, run: RunState, changed: StepState, fact: Fact,
                 note: NoteIntent, now: datetime) -> Outcome:
     steps = tuple(changed if s.step_id == changed.step_id else s for s in run.steps)
+    return finish_transition(playbook, run, steps, [fact], [note], now)
+
+
+def finish_transition(playbook: Playbook, run: RunState, steps: tuple[StepState, ...],
+                      facts: Sequence[Fact], notes: Sequence[NoteIntent],
+                      now: datetime) -> Outcome:
+    """The outcome of changing some steps: locks recomputed, approvals that opened
+    requested, and the run completed when every step is finished."""
     new = replace(run, steps=_unlock(playbook, steps))
-    return _maybe_complete(Outcome(new, (fact,), (note,)), playbook, now)
+    opened = approvals_opened(playbook, run, new, by=facts[-1].actor, now=now)
+    return _maybe_complete(Outcome(new, (*facts, *opened), tuple(notes)), playbook, now)
+
+
+def approvals_opened(playbook: Playbook, before: RunState, after: RunState, *, by: str,
+                     now: datetime) -> list[Fact]:
+    """An ``approval_requested`` fact for each approval step this change opened (the hook
+    the run service hands to notifications)."""
+    was = {s.step_id: s.status for s in before.steps}
+    facts: list[Fact] = []
+    for s in after.steps:
+        if s.status is not StepStatus.OPEN or was.get(s.step_id) is StepStatus.OPEN:
+            continue
+        definition = _definition(playbook, s.step_id)
+        if definition is None or definition.approval is None:
+            continue
+        facts.append(Fact("approval_requested", by, now, s.step_id, data={
+            "role": definition.approver_role, "approves": playbook.approved_by(s.step_id),
+            "four_eyes": definition.approval.four_eyes}))
+    return facts
 
 
 def _unlock(playbook: Playbook, steps: tuple[StepState, ...]) -> tuple[StepState, ...]:

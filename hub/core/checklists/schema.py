@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.core.calendars import DueSpec
+from hub.core.checklists.evidence import EvidenceField
 from hub.core.conditions import (
     CONDITION_JSON_SCHEMA,
     Condition,
@@ -58,6 +59,27 @@ class PlaybookInput(BaseModel):
         return self
 
 
+class Approval(BaseModel):
+    """A sign-off: the step is completed only by approving it (``approve``), by someone
+    holding ``role`` in config/team.yaml for the run's client who — with ``four_eyes`` —
+    did none of the steps it approves; a rejection reopens named steps with a reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str | None = Field(
+        default=None, description="Team role whose members may approve (config/team.yaml); "
+        "default: the step's own role.")
+    approves: list[str] = Field(
+        default_factory=list, description="Steps this approval signs off (each must come "
+        "before it); default: every step it waits for, directly or not.")
+    four_eyes: bool = Field(
+        default=True, description="The approver must not be anyone who did (or skipped) "
+        "one of the approved steps.")
+    reopen: list[str] | None = Field(
+        default=None, description="Steps a rejection may reopen; default: the approved "
+        "steps. The person rejecting names which (default: all of these).")
+
+
 class Step(BaseModel):
     """One checklist step of a playbook."""
 
@@ -94,6 +116,44 @@ class Step(BaseModel):
         default_factory=list,
         description="Event kinds that may tick this step (hints for mapping authors).",
     )
+    evidence_fields: list[EvidenceField] = Field(
+        default_factory=list,
+        description="Typed evidence a person completing the step must give (text, number, "
+        "date, boolean, choice, url, file, confirm); checked on completion and kept in the "
+        "audit trail and the completion record. A mapping tick carries its event instead.",
+    )
+    approval: Approval | None = Field(
+        default=None,
+        description="Makes the step a sign-off by a team role (four-eyes by default); an "
+        "approval step cannot be skipped unless 'skippable' says so explicitly.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _approval_not_skippable(cls, data: Any) -> Any:
+        # Skipping a sign-off would bypass it: unless the author says otherwise, it can't be.
+        if isinstance(data, dict) and data.get("approval") is not None \
+                and "skippable" not in data:
+            return {**data, "skippable": False}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_and_approval(self) -> Step:
+        ids = [f.id for f in self.evidence_fields]
+        for index, fid in enumerate(ids):
+            if fid in ids[:index]:
+                raise ValueError(f"evidence_fields.{index}.id: duplicate field id '{fid}'")
+        if self.approval is not None and not (self.approval.role or self.role):
+            raise ValueError("approval: name the team role that approves (approval.role, "
+                             "or the step's role)")
+        return self
+
+    @property
+    def approver_role(self) -> str | None:
+        """The team role whose members may approve this step (None: not an approval)."""
+        if self.approval is None:
+            return None
+        return self.approval.role or self.role
 
     @field_validator("due", mode="before")
     @classmethod
@@ -180,7 +240,61 @@ class Playbook(BaseModel):
         if cycle:
             raise ValueError(f"steps.{ids.index(cycle[0])}.after: steps wait for each other "
                              f"in a cycle: {' -> '.join(cycle)}")
+        for index, step in enumerate(self.steps):
+            if step.approval is not None:
+                self._check_approval(index, step)
         return self
+
+    def _check_approval(self, index: int, step: Step) -> None:
+        assert step.approval is not None
+        before = self._ancestors(step.id)
+        for key in ("approves", "reopen"):
+            for sid in getattr(step.approval, key) or []:
+                if sid not in before:
+                    raise ValueError(f"steps.{index}.approval.{key}: '{sid}' is not a step "
+                                     f"this approval waits for")
+        if not self.approved_by(step.id):
+            raise ValueError(f"steps.{index}.approval: an approval must wait for the steps "
+                             f"it approves (give it 'after' or 'approves')")
+        allowed = set(self.approved_by(step.id))
+        for sid in step.approval.reopen or []:
+            if sid not in allowed:
+                raise ValueError(f"steps.{index}.approval.reopen: '{sid}' is not one of the "
+                                 f"approved steps")
+
+    def _ancestors(self, step_id: str) -> list[str]:
+        """Every step ``step_id`` waits for, directly or not, in playbook order."""
+        seen: set[str] = set()
+        todo = list(self._direct(step_id))
+        while todo:
+            sid = todo.pop()
+            if sid not in seen:
+                seen.add(sid)
+                todo.extend(self._direct(sid))
+        return [s.id for s in self.steps if s.id in seen]
+
+    def _direct(self, step_id: str) -> list[str]:
+        deps = list(self.step(step_id).after)
+        if self.strict_order:
+            ids = [s.id for s in self.steps]
+            pos = ids.index(step_id)
+            if pos > 0 and ids[pos - 1] not in deps:
+                deps.append(ids[pos - 1])
+        return deps
+
+    def approved_by(self, step_id: str) -> list[str]:
+        """The steps an approval step signs off (its ``approves``, else all it waits for)."""
+        step = self.step(step_id)
+        if step.approval is None:
+            return []
+        return list(step.approval.approves) or self._ancestors(step_id)
+
+    def reopenable(self, step_id: str) -> list[str]:
+        """The steps a rejection of this approval step may reopen."""
+        step = self.step(step_id)
+        if step.approval is None:
+            return []
+        return list(step.approval.reopen or self.approved_by(step_id))
 
     def step(self, step_id: str) -> Step:
         """The step with this id (KeyError when absent)."""
@@ -190,13 +304,13 @@ class Playbook(BaseModel):
         raise KeyError(step_id)
 
     def prerequisites(self, step_id: str) -> list[str]:
-        """Step ids that must be finished before ``step_id`` (``after`` plus strict order)."""
-        deps = list(self.step(step_id).after)
-        if self.strict_order:
-            ids = [s.id for s in self.steps]
-            pos = ids.index(step_id)
-            if pos > 0 and ids[pos - 1] not in deps:
-                deps.append(ids[pos - 1])
+        """Step ids that must be finished before ``step_id`` (``after`` plus strict order;
+        an approval also waits for every step it approves, so a rejection that reopens
+        one of them locks the approval again)."""
+        deps = self._direct(step_id)
+        step = self.step(step_id)
+        if step.approval is not None:
+            deps += [sid for sid in self.approved_by(step_id) if sid not in deps]
         return deps
 
 
