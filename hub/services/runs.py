@@ -11,14 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.config.playbooks import PlaybookLibrary, digest
 from hub.core.calendars import DEFAULT_CALENDAR, Calendar, DueSpec, due_from
-from hub.core.checklists import engine
+from hub.core.checklists import approvals, engine
 from hub.core.checklists.engine import Outcome, RunState, StepState, TicketRef
 from hub.core.checklists.schema import Playbook, Step, coerce_inputs
 from hub.core.states import RunStatus, StepStatus
@@ -108,6 +109,21 @@ class RunService:
             self._pinned[pv_id] = cached
         return cached
 
+    def playbook_version(self, session: Session, version_id: int) -> Playbook:
+        """A pinned playbook version by its row id (cached like :meth:`playbook_for`).
+
+        Raises:
+            NotFound: no such version row.
+        """
+        cached = self._pinned.get(version_id)
+        if cached is None:
+            row = session.get(PlaybookVersion, version_id)
+            if row is None:
+                raise NotFound(f"playbook version {version_id} does not exist")
+            cached = Playbook.model_validate(row.definition)
+            self._pinned[version_id] = cached
+        return cached
+
     def load(self, session: Session, run_id: int, *, for_update: bool = False) -> Run:
         """The run row with its steps.
 
@@ -169,10 +185,13 @@ class RunService:
 
     def find_by_origin(self, session: Session, origin: Origin, playbook_id: str) -> Run | None:
         """The run this record (ticket, agreement …) already launched for this playbook."""
-        return session.execute(
-            select(Run).where(Run.origin_source == origin.source, Run.origin_type == origin.type,
-                              Run.origin_id == origin.id, Run.playbook_id == playbook_id)
-        ).unique().scalar_one_or_none()
+        # the id alone (nearly always none): the run itself only when there is one
+        run_id = session.execute(
+            select(Run.id).where(Run.origin_source == origin.source,
+                                 Run.origin_type == origin.type, Run.origin_id == origin.id,
+                                 Run.playbook_id == playbook_id)
+        ).scalar_one_or_none()
+        return None if run_id is None else session.get(Run, run_id)
 
     def calendar_for(self, client: Client) -> Calendar:
         """The calendar a client's due dates and schedules follow: the directory's calendar
@@ -226,37 +245,80 @@ class RunService:
             return due_from(_due_spec(rule), launched_at=now, calendar=calendar,
                             event_at=occurred_at, inputs=clean)
 
-        row = Run(playbook_id=playbook.id, playbook_version=version, client=client_row,
-                  status=RunStatus.ACTIVE.value, inputs=clean, launched_by=by,
-                  launched_at=now, ticket_source=ticket.source if ticket else None,
-                  ticket_id=ticket.id if ticket else None, options=dict(options or {}),
-                  origin_source=origin.source if origin else None,
-                  origin_type=origin.type if origin else None,
-                  origin_id=origin.id if origin else None,
-                  # set explicitly: a new run's empty step list is then not lazy-loaded
-                  # (one SELECT) and _save's unchanged values cause no UPDATE
-                  steps=[], completed_at=None, cancel_reason=None)
-        session.add(row)
-        session.flush()  # assigns the run id
-        outcome = engine.launch(playbook, run_id=row.id, client_id=client, inputs=clean,
+        values: dict[str, Any] = {
+            "playbook_id": playbook.id, "playbook_version_id": version.id,
+            "client_id": client_row.id, "status": RunStatus.ACTIVE.value, "inputs": clean,
+            "launched_by": by, "launched_at": now,
+            "ticket_source": ticket.source if ticket else None,
+            "ticket_id": ticket.id if ticket else None, "options": dict(options or {}),
+            "origin_source": origin.source if origin else None,
+            "origin_type": origin.type if origin else None,
+            "origin_id": origin.id if origin else None,
+            "completed_at": None, "cancel_reason": None}
+        # Core statements on the hot path: one INSERT … RETURNING for the run and one
+        # executemany for its steps, no unit-of-work flush (bench/RESULTS.md)
+        run_id = session.execute(insert(_RUNS).values(values)
+                                 .returning(_RUNS.c.id)).scalar_one()
+        row = _attached(session, Run(id=run_id, **values), client=client_row,
+                        playbook_version=version)
+        outcome = engine.launch(playbook, run_id=run_id, client_id=client, inputs=clean,
                                 by=by, now=now, assign=assign, due=due, ticket=ticket)
         self._pinned[version.id] = playbook
-        # one executemany for the steps instead of an ORM flush of each (the hot path)
-        # render_nulls: the ORM would otherwise split the rows by which columns are None
-        session.execute(insert(RunStep).execution_options(render_nulls=True),
-                        [_step_values(row.id, st) for st in outcome.run.steps])
-        session.expire(row, ["steps"])  # reloaded from the database on next access
+        session.execute(insert(_RUN_STEPS),
+                        [_step_values(run_id, st) for st in outcome.run.steps])
         self._record(session, row, outcome, event_id)
         return row
 
     def complete(self, session: Session, run_id: int, step_id: str, *, by: str,
                  evidence: str | None = None, note: str | None = None,
+                 values: Mapping[str, Any] | None = None,
                  event_id: int | None = None) -> Run:
-        """Complete one step (order enforced; StepLocked names the blockers)."""
+        """Complete one step (order enforced; StepLocked names the blockers).
+
+        ``values`` is a person's evidence form (checked: EvidenceInvalid lists every
+        problem); ``None`` is an automatic tick, whose event is the evidence.
+        """
         row = self.load(session, run_id, for_update=True)
         outcome = engine.complete_step(self.playbook_for(row), to_state(row), step_id, by=by,
-                                       now=self.clock(), evidence=evidence, note=note)
+                                       now=self.clock(), evidence=evidence, note=note,
+                                       values=values)
         self._save(session, row, outcome, event_id)
+        return row
+
+    def team_roles(self, member: str, client: str) -> set[str]:
+        """The team roles (config/team.yaml) ``member`` holds for this client: a client's
+        override of a role replaces the global holders, as for assignment."""
+        names = set(self.team.roles)
+        override = self.team.clients.get(client)
+        if override is not None:
+            names |= set(override.roles)
+        return {role for role in names if member in self.team.members_for(role, client)}
+
+    def approve(self, session: Session, run_id: int, step_id: str, *, by: str, member: str,
+                comment: str | None = None) -> Run:
+        """Sign off an approval step as team member ``member`` (actor ``by``).
+
+        Raises:
+            ApprovalRefused: ``member`` lacks the approving role for the run's client, or
+                (four-eyes) did one of the approved steps.
+        """
+        row = self.load(session, run_id, for_update=True)
+        state = to_state(row)
+        outcome = approvals.approve_step(self.playbook_for(row), state, step_id, by=by,
+                                         roles=self.team_roles(member, state.client_id),
+                                         now=self.clock(), comment=comment)
+        self._save(session, row, outcome, None)
+        return row
+
+    def reject(self, session: Session, run_id: int, step_id: str, *, by: str, member: str,
+               reason: str, reopen: Sequence[str] | None = None) -> Run:
+        """Reject an approval step with a reason, reopening named approved steps."""
+        row = self.load(session, run_id, for_update=True)
+        state = to_state(row)
+        outcome = approvals.reject_step(self.playbook_for(row), state, step_id, by=by,
+                                        roles=self.team_roles(member, state.client_id),
+                                        reason=reason, reopen=reopen, now=self.clock())
+        self._save(session, row, outcome, None)
         return row
 
     def tick(self, session: Session, *, client: str, playbooks: Sequence[str], step_id: str,
@@ -272,6 +334,11 @@ class RunService:
             steps = {s.step_id: s for s in run.steps}
             step = steps.get(step_id)
             if step is None:
+                continue
+            if self.playbook_for(run).approved_by(step_id):
+                # a sign-off is a person's decision: no event may make it
+                results.append(TickResult(run.id, "noop", "approval step: a person signs "
+                                          "it off"))
                 continue
             status = StepStatus(step.status)
             if status is StepStatus.OPEN:
@@ -456,6 +523,8 @@ class RunService:
                 self._notes(session, item.run, item.outcome, entries)
 
 
+_RUNS = cast(Table, Run.__table__)
+_RUN_STEPS = cast(Table, RunStep.__table__)
 _due_spec = lru_cache(maxsize=1024)(DueSpec.parse)  # a launch parses each step's rule
 
 _HELD = "msphub_held_records"  # session.info key: facts and notes kept for a batch's end
@@ -469,6 +538,19 @@ class _Held:
     facts: tuple[engine.Fact, ...]
     outcome: Outcome | None
     event_id: int | None
+
+
+def _attached(session: Session, row: Run, *, client: Client,
+              playbook_version: PlaybookVersion) -> Run:
+    """A run just inserted with Core, as a persistent object of ``session`` (no SQL): its
+    columns as inserted, its client and version already loaded, its steps loaded from the
+    database on first use."""
+    make_transient_to_detached(row)
+    session.add(row)
+    set_committed_value(row, "client", client)
+    set_committed_value(row, "playbook_version", playbook_version)
+    session.expire(row, ["steps"])
+    return row
 
 
 def _step_values(run_id: int, step: StepState) -> dict[str, Any]:
