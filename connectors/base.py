@@ -410,6 +410,19 @@ class WebhookSandbox(Protocol):
         query secret, signature over ``body``); with ``secret`` that secret is used in place
         of the configured one (a forgery)."""
 
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until every queued delivery to a subscribed URL was attempted; False on
+        timeout."""
+
+
+@runtime_checkable
+class WebhookSetupSandbox(Protocol):
+    """Optional for a ``WebhookSandbox`` whose vendor's webhooks an admin sets up in the
+    vendor's UI (the connector is no ``WebhookRegistrar``)."""
+
+    def send_webhooks_to(self, url: str) -> None:
+        """Deliver the vendor's webhooks to ``url``, set up as the connector's README says."""
+
 
 @runtime_checkable
 class TicketSandbox(Protocol):
@@ -431,6 +444,10 @@ class TicketSandbox(Protocol):
     def status_writes(self, ticket: SubjectRef) -> int:
         """API writes that set the ticket's status so far, counted even when the value did
         not change (a no-op ``set_status`` adds none)."""
+
+    def touch_ticket(self, ticket: SubjectRef) -> None:
+        """A technician (not our API user) changes the ticket; the vendor's webhooks for it
+        go to the subscribed URLs."""
 
     def lose_next_note_answer(self) -> None:
         """Store the next posted note, then answer 500 instead of its id (the ambiguous

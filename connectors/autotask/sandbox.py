@@ -347,6 +347,14 @@ class SandboxServer(HostedSandbox):
         key = secret if secret is not None else self.connector_config()["webhook_secret"]
         return WebhookRequest(headers=signed_headers(body, key), body=body)
 
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until queued deliveries were attempted."""
+        return self.sandbox.wait_for_webhooks(timeout)
+
+    def touch_ticket(self, ticket: SubjectRef) -> None:
+        """The technician edits the title (a subscribed field: an Update delivery)."""
+        self.sandbox.store.update_ticket(int(ticket.id), title=f"Touched {uuid.uuid4().hex[:6]}")
+
     def a_ticket(self) -> SubjectRef:
         """A new ticket (status New) entered by the technician."""
         ticket = self.sandbox.store.create_ticket("Contract write-back",

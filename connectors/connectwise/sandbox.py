@@ -382,6 +382,14 @@ class SandboxServer(HostedSandbox):
         return WebhookRequest(headers=self.sandbox.callback_headers(body), body=body,
                               query={"token": token})
 
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until queued callbacks were attempted."""
+        return self.sandbox.wait_for_callbacks(timeout)
+
+    def touch_ticket(self, ticket: SubjectRef) -> None:
+        """A technician edits the summary (an ``updated`` callback)."""
+        self.sandbox.update_ticket(int(ticket.id), summary=f"Touched {uuid.uuid4().hex[:6]}")
+
     def a_ticket(self) -> SubjectRef:
         """A new ticket on the Service Desk board (statuses New … Closed)."""
         record = self.sandbox.create_ticket("Contract write-back",

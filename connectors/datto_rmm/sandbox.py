@@ -325,6 +325,10 @@ class SandboxServer(HostedSandbox):
             raise ValueError(f"unknown event {event!r}")
         return self.webhook_request(self.sandbox.webhook_body(state, alert))
 
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until queued webhooks were attempted."""
+        return self.sandbox.wait_for_webhooks(timeout)
+
     def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
         """``body`` POSTed to our ``/webhooks/<source>/<secret>`` URL (Datto signs nothing)."""
         token = secret if secret is not None else self.connector_config()["webhook_secret"]

@@ -31,6 +31,7 @@ import json
 import secrets
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -398,6 +399,19 @@ class SandboxServer(HostedSandbox):
         password = secret if secret is not None else self.connector_config()["webhook_secret"]
         return WebhookRequest(headers=self.sandbox.webhook_headers(password=password),
                               body=body)
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until queued deliveries were attempted."""
+        return self.sandbox.wait_for_webhooks(timeout)
+
+    def send_webhooks_to(self, url: str) -> None:
+        """The README's setup: Basic ``msphub`` / ``webhook_secret``."""
+        self.sandbox.add_webhook(url, password=self.connector_config()["webhook_secret"])
+
+    def touch_ticket(self, ticket: SubjectRef) -> None:
+        """A technician edits the summary ("Ticket Updated")."""
+        self.sandbox.store.update_ticket(int(ticket.id),
+                                         {"summary": f"Touched {uuid.uuid4().hex[:6]}"})
 
     def a_ticket(self) -> SubjectRef:
         """A new ticket (status New) logged by a technician."""

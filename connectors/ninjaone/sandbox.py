@@ -405,6 +405,10 @@ class SandboxServer(HostedSandbox):
             raise ValueError(f"unknown event {event!r}")
         return self.webhook_request(self.sandbox.webhook_body(activity))
 
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Block until queued webhooks were attempted."""
+        return self.sandbox.wait_for_webhooks(timeout)
+
     def webhook_request(self, body: bytes, *, secret: str | None = None) -> WebhookRequest:
         """``body`` with the custom secret header our ``PUT /v2/webhook`` registers."""
         config = self.connector_config()

@@ -10,6 +10,7 @@ capability must offer them.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,10 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from connectors.base import (
     AuthFailed,
@@ -40,6 +45,7 @@ from connectors.base import (
     WebhookRejected,
     WebhookRequest,
     WebhookSandbox,
+    WebhookSetupSandbox,
     build_connector,
     get_connector_class,
     is_thin,
@@ -47,6 +53,7 @@ from connectors.base import (
     load_sandbox,
     missing_capabilities,
 )
+from connectors.loopback import LoopbackServer
 from hub.core.events import Event, EventKind, SubjectRef
 from hub.services.inbox import check_storable
 
@@ -479,6 +486,73 @@ def test_writing_to_a_missing_ticket_is_a_permanent_error(
                       key=f"contract-{uuid.uuid4().hex}")
     with pytest.raises(PermanentError):
         writer.set_status(missing, sandbox.completed_status)
+
+
+class _Capture:
+    """A loopback receiver that records every delivery as the hub's HTTP layer sees it."""
+
+    def __init__(self) -> None:
+        self.requests: list[WebhookRequest] = []
+        self._lock = threading.Lock()
+        self._server = LoopbackServer(Starlette(routes=[
+            Route("/{path:path}", self._record, methods=["POST"])]))
+
+    async def _record(self, request: Request) -> Response:
+        delivery = WebhookRequest(headers=dict(request.headers), body=await request.body(),
+                                  query=dict(request.query_params))
+        with self._lock:
+            self.requests.append(delivery)
+        return Response(status_code=202)
+
+    @property
+    def url(self) -> str:
+        return f"{self._server.url}/webhooks/contract"
+
+    def __enter__(self) -> _Capture:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+
+def _subscribe(sandbox: object, connector: object, url: str) -> None:
+    """Make the vendor deliver to ``url`` as in production: our registration where the
+    connector registers webhooks, else the admin's setup the README describes."""
+    if isinstance(connector, WebhookRegistrar):
+        connector.register_webhooks(url)
+    else:
+        assert isinstance(sandbox, WebhookSetupSandbox), "no way to receive webhooks"
+        sandbox.send_webhooks_to(url)
+
+
+def test_our_own_write_back_does_not_come_back_as_work(
+    writing: tuple[str, TicketSandbox, TicketWriter]
+) -> None:
+    """Notes, files and status changes we write come back (if the vendor sends them at all)
+    as no events; a technician's change of the same ticket does."""
+    vendor, sandbox, writer = writing
+    assert isinstance(sandbox, WebhookSandbox) and isinstance(writer, WebhookReceiver)
+    ticket = sandbox.a_ticket()
+    with _Capture() as capture:
+        _subscribe(sandbox, writer, capture.url)
+        # Given our write-back on the ticket, delivered wherever the vendor delivers it
+        writer.post_note(ticket, "Checklist launched.", key=f"contract-{uuid.uuid4().hex}")
+        writer.attach(ticket, "evidence.csv", b"a,b\n", title="Evidence",
+                      key=f"contract-{uuid.uuid4().hex}")
+        writer.set_status(ticket, sandbox.completed_status)
+        assert sandbox.wait_for_webhooks(30)
+        ours = list(capture.requests)
+        # When a technician then changes the ticket
+        sandbox.touch_ticket(ticket)
+        assert sandbox.wait_for_webhooks(30)
+        theirs = capture.requests[len(ours):]
+
+    # Then only the technician's change becomes work
+    echoes = [e for r in ours for e in _full(writer, _receive(writer, r))]
+    assert echoes == [], f"{vendor}: our own writes came back as {[e.kind for e in echoes]}"
+    work = [e for r in theirs for e in _full(writer, _receive(writer, r))]
+    assert any(e.subject is not None and e.subject.id == ticket.id for e in work), vendor
 
 
 def test_attaching_twice_with_one_key_attaches_once(
