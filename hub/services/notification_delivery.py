@@ -26,7 +26,7 @@ from hub.store.models import Notification
 
 log = structlog.get_logger()
 
-LEASE = timedelta(minutes=5)  # a send that has not finished by then is tried again
+LEASE = timedelta(minutes=5)  # at least; a pass holds its rows while it may still run
 FIRST_BACKOFF = 30.0
 MAX_BACKOFF = 3600.0
 
@@ -55,11 +55,14 @@ def _claim(ctx: HubContext, now: datetime, limit: int) -> list[tuple[str, Messag
             .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
             .with_for_update(skip_locked=True)
         ).scalars().all()
+        # every send may take the whole timeout: the lease outlasts the slowest pass, so
+        # no other worker takes a row this pass will still send
+        lease = max(LEASE, timedelta(seconds=len(rows) * ctx.settings.smtp_timeout + 60))
         out: list[tuple[str, Message]] = []
         for row in rows:
             row.status = NoteStatus.SENDING.value
             row.attempts += 1
-            row.next_attempt_at = now + LEASE
+            row.next_attempt_at = now + lease
             member = ctx.team.member(row.recipient)
             out.append((row.channel, Message(
                 row.id, row.recipient, member.name if member else row.recipient, row.address,
@@ -84,37 +87,45 @@ def _record(ctx: HubContext, note_id: int, *, error: Exception | None, now: date
         return row.status
 
 
-def deliver_due(ctx: HubContext, *, limit: int = 100,
+def deliver_due(ctx: HubContext, *, limit: int = 20, passes: int = 10,
                 channels: dict[str, Sender] | None = None) -> DeliveryReport:
-    """Send the notifications that are due now; returns what happened to each.
+    """Send the notifications that are due now, ``limit`` at a time, for at most
+    ``passes`` claims (a burst after a month's launches goes out in one job, bounded);
+    returns what happened to each.
 
     Args:
         channels: senders by channel name (default: SMTP and webhooks from the settings
             and team.yaml).
     """
-    now = ctx.clock()
-    messages = _claim(ctx, now, limit)
-    if not messages:
-        return DeliveryReport()
-    sent: list[int] = []
-    retrying: list[int] = []
-    dead: list[int] = []
+    outcomes: dict[str, list[int]] = {"sent": [], "retrying": [], "dead": []}
     with httpx.Client(timeout=ctx.settings.smtp_timeout, follow_redirects=False) as http:
         by_channel = channels if channels is not None else senders(ctx.settings, ctx.team,
                                                                     http)
-        for channel, message in messages:
-            error: Exception | None = None
-            try:
-                sender = by_channel.get(channel)
-                if sender is None:
-                    raise PermanentError(f"unknown channel '{channel}'")
-                sender.send(message)
-            except (TransientError, PermanentError) as exc:
-                error = exc
-            status = _record(ctx, message.id, error=error, now=ctx.clock())
-            _log(message, channel, status, error)
-            {"sent": sent, "dead": dead}.get(status, retrying).append(message.id)
-    return DeliveryReport(tuple(sent), tuple(retrying), tuple(dead))
+        for _ in range(passes):
+            messages = _claim(ctx, ctx.clock(), limit)
+            for channel, message in messages:
+                status = _send(ctx, by_channel, channel, message)
+                outcomes.get(status, outcomes["retrying"]).append(message.id)
+            if len(messages) < limit:
+                break
+    return DeliveryReport(tuple(outcomes["sent"]), tuple(outcomes["retrying"]),
+                          tuple(outcomes["dead"]))
+
+
+def _send(ctx: HubContext, by_channel: dict[str, Sender], channel: str,
+          message: Message) -> str:
+    """One send and its record; the row's new status."""
+    error: Exception | None = None
+    try:
+        sender = by_channel.get(channel)
+        if sender is None:
+            raise PermanentError(f"unknown channel '{channel}'")
+        sender.send(message)
+    except (TransientError, PermanentError) as exc:
+        error = exc
+    status = _record(ctx, message.id, error=error, now=ctx.clock())
+    _log(message, channel, status, error)
+    return "retrying" if status == NoteStatus.PENDING.value else status
 
 
 def _log(message: Message, channel: str, status: str, error: Exception | None) -> None:

@@ -125,3 +125,17 @@ def test_one_notification_per_fact(runtime: Runtime, clock: Clock) -> None:
     assert sorted((r.recipient, r.channel) for r in overdue) == [
         ("alice", "email"), ("alice", "slack"), ("alice", "teams"),
         ("carol", "email"), ("carol", "slack")]
+
+
+def test_a_burst_goes_out_in_one_job_a_few_at_a_time(runtime: Runtime, hooks: Hooks,
+                                                     clock: Clock) -> None:
+    """Twelve messages, claimed five at a time: one job sends them all, each once."""
+    with transaction(runtime.ctx.sessions) as session:
+        run = runtime.ctx.runs.launch(session, "leaver-access", client="ACME", by="user:bob")
+        notifier = Notifier(runtime.ctx.settings, runtime.ctx.team)
+        for n in range(12):
+            notify(notifier, session, "overdue", run, "revoke", to=["person:alice"],
+                   fact=f"test/{n}", now=clock(), channels=["teams"])
+    report = deliver_due(runtime.ctx, limit=5)
+    assert len(report.sent) == len(rows(runtime)) >= 12  # and the launch's own messages
+    assert len(hooks.bodies("/teams/alice")) == 12
