@@ -13,6 +13,7 @@ from hub.api.errors import ApiError
 from hub.api.metrics import ApiMetrics
 from hub.api.params import AssigneeFilter, ClientFilter, PlaybookFilter, RunId, StepId
 from hub.api.schemas import (
+    ApproveRequest,
     AssignRequest,
     AuditEntryOut,
     CancelRequest,
@@ -20,6 +21,7 @@ from hub.api.schemas import (
     CompleteRequest,
     ErrorOut,
     LaunchRequest,
+    RejectRequest,
     RunDetail,
     RunSummary,
     SkipRequest,
@@ -27,7 +29,9 @@ from hub.api.schemas import (
     run_detail,
     run_summary,
 )
+from hub.core.checklists.approvals import ApprovalRefused
 from hub.core.checklists.engine import TicketRef
+from hub.core.checklists.evidence import EvidenceInvalid
 from hub.core.states import RunStatus
 from hub.services.context import HubContext
 from hub.services.runs import RunFilter
@@ -52,6 +56,7 @@ _WRITE: Responses = {**_READ, 403: _error("Role too low"),
 Launcher = Annotated[Principal, Depends(require(Role.MANAGER, "launching a run"))]
 Worker = Annotated[Principal, Depends(require(Role.TECHNICIAN, "working on a run's steps"))]
 Canceller = Annotated[Principal, Depends(require(Role.MANAGER, "cancelling a run"))]
+Approver = Annotated[Principal, Depends(require(Role.TECHNICIAN, "signing off a step"))]
 
 
 def _metrics(request: Request) -> ApiMetrics:
@@ -140,17 +145,77 @@ def get_run(run_id: RunId, ctx: Hub, _who: Viewer) -> RunDetail:
 
 
 @router.post("/{run_id}/steps/{step_id}/complete", response_model=RunDetail,
-             responses=_WRITE)
+             responses={**_WRITE, 422: _error("Invalid request, or the evidence form's "
+                                              "values do not fit (invalid_evidence)")})
 def complete_step(run_id: RunId, step_id: StepId, ctx: Hub, who: Worker, request: Request,
                   body: Annotated[CompleteRequest | None, Body()] = None) -> RunDetail:
-    """Mark a step done (technician). A locked step gives 409 naming its blockers."""
+    """Mark a step done (technician), with the step's evidence form in ``fields``.
+
+    A locked step gives 409 naming its blockers; an approval step 409 (approve it); a
+    missing or ill-typed evidence field 422 ``invalid_evidence`` listing every problem.
+    """
     body = body or CompleteRequest()
     with transaction(ctx.sessions) as session:
-        row = ctx.runs.complete(session, run_id, step_id, by=who.actor,
-                                evidence=body.evidence, note=body.note)
+        try:
+            row = ctx.runs.complete(session, run_id, step_id, by=who.actor,
+                                    evidence=body.evidence, note=body.note, values=body.fields)
+        except EvidenceInvalid as exc:
+            raise evidence_error(exc) from exc
         detail = run_detail(ctx.runs, row, ctx.clock())
     _count_completion(request, detail)
     return detail
+
+
+def evidence_error(exc: EvidenceInvalid) -> ApiError:
+    """422 ``invalid_evidence``: every problem, each with its field (``fields.<id>``)."""
+    return ApiError(422, "invalid_evidence", exc.reason, step=exc.step,
+                    errors=[{"field": f"fields.{name}", "message": message}
+                            for name, message in exc.problems])
+
+
+def approval_error(exc: ApprovalRefused, who: Principal) -> ApiError:
+    """403 ``forbidden``: the team role needed, or the four-eyes rule, named."""
+    hint = (f" (a token or dashboard user acts as the team member of the same name: "
+            f"{who.kind} '{who.name}')" if exc.why == "role" else "")
+    return ApiError(403, "forbidden", exc.reason + hint, why=exc.why,
+                    needed_team_role=exc.role)
+
+
+_SIGN: Responses = {**_WRITE, 403: _error("Role too low, not holding the approving team "
+                                          "role, or four-eyes"),
+                    409: _error("Not an approval step, locked, or finished")}
+
+
+@router.post("/{run_id}/steps/{step_id}/approve", response_model=RunDetail, responses=_SIGN)
+def approve_step(run_id: RunId, step_id: StepId, ctx: Hub, who: Approver, request: Request,
+                 body: Annotated[ApproveRequest | None, Body()] = None) -> RunDetail:
+    """Sign off an approval step. The caller acts as the team member of the same name and
+    must hold the step's approving role for the run's client; with four-eyes, not have
+    done any of the steps it approves (403 says which rule refused)."""
+    body = body or ApproveRequest()
+    with transaction(ctx.sessions) as session:
+        try:
+            row = ctx.runs.approve(session, run_id, step_id, by=who.actor, member=who.name,
+                                   comment=body.comment)
+        except ApprovalRefused as exc:
+            raise approval_error(exc, who) from exc
+        detail = run_detail(ctx.runs, row, ctx.clock())
+    _count_completion(request, detail)
+    return detail
+
+
+@router.post("/{run_id}/steps/{step_id}/reject", response_model=RunDetail, responses=_SIGN)
+def reject_step(run_id: RunId, step_id: StepId, body: RejectRequest, ctx: Hub,
+                who: Approver) -> RunDetail:
+    """Reject an approval step with a reason, reopening the named approved steps (default:
+    all it may reopen); the same people may reject as may approve."""
+    with transaction(ctx.sessions) as session:
+        try:
+            row = ctx.runs.reject(session, run_id, step_id, by=who.actor, member=who.name,
+                                  reason=body.reason, reopen=body.reopen or None)
+        except ApprovalRefused as exc:
+            raise approval_error(exc, who) from exc
+        return run_detail(ctx.runs, row, ctx.clock())
 
 
 @router.post("/{run_id}/steps/{step_id}/skip", response_model=RunDetail, responses=_WRITE)

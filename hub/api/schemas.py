@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from hub.core.checklists import engine
 from hub.core.checklists.engine import RunState
-from hub.core.checklists.schema import Playbook, PlaybookInput
+from hub.core.checklists.evidence import EvidenceField
+from hub.core.checklists.schema import Playbook, PlaybookInput, Step
 from hub.core.states import RunStatus, StepStatus
 from hub.services.runs import RunService, to_state
 from hub.store.models import AuditEntry, Run
@@ -96,6 +97,34 @@ class CompleteRequest(StrictBody):
     note: Text | None = Field(default=None, max_length=MAX_TEXT)
     evidence: Text | None = Field(default=None, max_length=MAX_TEXT,
                                   description="What proves the step was done.")
+    fields: dict[str, Any] = Field(
+        default_factory=dict, max_length=100,
+        description="The step's evidence form: field id → value, as its `evidence_fields` "
+        "declare (text, number, date YYYY-MM-DD, boolean, choice, url, file reference, "
+        "confirm: true). Checked on completion; problems give 422 `invalid_evidence`.",
+        examples=[{"backup_job": "Nightly SRV01", "last_good": "2025-03-02"}])
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_text(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _no_nul_anywhere(value)
+        return value
+
+
+class ApproveRequest(StrictBody):
+    """Sign off an approval step, optionally with a comment (kept as its evidence)."""
+
+    comment: Text | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class RejectRequest(StrictBody):
+    """Reject an approval step: why, and which approved steps to reopen."""
+
+    reason: Required = Field(max_length=2_000, description="Why it is rejected (audited, "
+                             "shown on the reopened steps' run and written to the ticket).")
+    reopen: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=200,
+        description="Step ids to reopen (default: every finished step it may reopen).")
 
 
 class SkipRequest(StrictBody):
@@ -150,6 +179,15 @@ class Progress(BaseModel):
     total: int
 
 
+class ApprovalOut(BaseModel):
+    """What an approval step signs off and who may."""
+
+    role: str = Field(description="Team role (config/team.yaml) whose members approve.")
+    approves: list[str] = Field(description="The steps it signs off.")
+    four_eyes: bool = Field(description="Whoever did an approved step may not approve.")
+    reopenable: list[str] = Field(description="Steps a rejection may reopen.")
+
+
 class StepOut(BaseModel):
     """One step of a run as it is now."""
 
@@ -167,6 +205,11 @@ class StepOut(BaseModel):
     note: str | None
     skip_reason: str | None
     blockers: list[str] = Field(description="For a locked step: the step ids it waits for.")
+    approval: ApprovalOut | None = Field(
+        default=None, description="Set on a sign-off step: approve or reject it instead of "
+        "completing it.")
+    evidence_fields: list[EvidenceField] = Field(
+        default_factory=list, description="The evidence form completing the step asks for.")
 
 
 class RunSummary(BaseModel):
@@ -299,9 +342,19 @@ def run_detail(runs: RunService, row: Run, now: datetime) -> RunDetail:
             done_by=s.done_by, done_at=s.done_at, evidence=s.evidence, note=s.note,
             skip_reason=s.skip_reason,
             blockers=engine.blockers(playbook, state, s.step_id) if locked else [],
+            approval=_approval(playbook, definition),
+            evidence_fields=list(definition.evidence_fields) if definition else [],
         ))
     return RunDetail(**_summary_fields(row, state, now), inputs=dict(state.inputs),
                      cancel_reason=state.cancel_reason, steps=steps)
+
+
+def _approval(playbook: Playbook, step: Step | None) -> ApprovalOut | None:
+    if step is None or step.approval is None or step.approver_role is None:
+        return None
+    return ApprovalOut(role=step.approver_role, approves=playbook.approved_by(step.id),
+                       four_eyes=step.approval.four_eyes,
+                       reopenable=playbook.reopenable(step.id))
 
 
 def audit_entry(row: AuditEntry) -> AuditEntryOut:

@@ -1,4 +1,4 @@
-"""``msphub runs``: list, show, launch, complete, skip and cancel checklist runs."""
+"""``msphub runs``: list, show, launch, complete, approve, reject, skip and cancel runs."""
 
 from __future__ import annotations
 
@@ -129,14 +129,68 @@ def runs_complete(
     step: str = typer.Argument(..., help="Step id."),
     evidence: str = typer.Option(None, help="Proof the step is done."),
     note: str = typer.Option(None, help="A note for the record."),
+    field: list[str] = typer.Option(None, "--field", "-f",
+                                    help="Evidence form value id=value (repeatable)."),
     actor: str = typer.Option("user:cli", help=ACTOR_HELP),
 ) -> None:
-    """Complete a step (refused, naming the blockers, while it is locked)."""
+    """Complete a step (refused, naming the blockers, while it is locked, and listing
+    every problem when its evidence form is not filled in right)."""
+    values = _pairs(field, "--field")
     with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
         row = rt.ctx.runs.complete(session, run_id, step, by=actor, evidence=evidence,
-                                   note=note)
+                                   note=note, values=values)
         status = row.status
     out.print(f"run {run_id}: step '{step}' done; run is {status}")
+
+
+def _pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            fail(f"{option} takes name=value, got '{pair}'")
+        key, value = pair.split("=", 1)
+        values[key.strip()] = value
+    return values
+
+
+def _member(actor: str) -> str:
+    """The team member an actor ``user:<id>`` is (approvals are people's decisions)."""
+    kind, _, name = actor.partition(":")
+    if kind != "user" or not name:
+        fail(f"--actor must be user:<team member id> to sign off, got '{actor}'")
+    return name
+
+
+@runs_app.command("approve")
+def runs_approve(
+    run_id: int = typer.Argument(...),
+    step: str = typer.Argument(..., help="The approval step's id."),
+    actor: str = typer.Option(..., help="user:<team member id> signing off (config/team.yaml)."),
+    comment: str = typer.Option(None, help="A comment kept with the sign-off."),
+) -> None:
+    """Sign off an approval step (the approving team role; four-eyes)."""
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        row = rt.ctx.runs.approve(session, run_id, step, by=actor, member=_member(actor),
+                                  comment=comment)
+        status = row.status
+    out.print(f"run {run_id}: step '{step}' approved; run is {status}")
+
+
+@runs_app.command("reject")
+def runs_reject(
+    run_id: int = typer.Argument(...),
+    step: str = typer.Argument(..., help="The approval step's id."),
+    reason: str = typer.Option(..., help="Why it is rejected (required)."),
+    reopen: list[str] = typer.Option(None, help="A step to reopen (repeatable; default: "
+                                     "every finished step it approves)."),
+    actor: str = typer.Option(..., help="user:<team member id> rejecting (config/team.yaml)."),
+) -> None:
+    """Reject an approval step with a reason, reopening approved steps."""
+    with runtime() as rt, hub_errors(), transaction(rt.ctx.sessions) as session:
+        row = rt.ctx.runs.reject(session, run_id, step, by=actor, member=_member(actor),
+                                 reason=reason, reopen=list(reopen or []) or None)
+        now_open = [s.step_id for s in to_state(row).steps if s.status is StepStatus.OPEN]
+    out.print(f"run {run_id}: step '{step}' rejected; open now: {', '.join(now_open)}")
 
 
 @runs_app.command("skip")

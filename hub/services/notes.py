@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Capability, RegistryError, get_connector_class
 from hub.config.yamlio import read_yaml
-from hub.core.checklists.engine import NoteIntent, Outcome, RunState
+from hub.core.checklists.engine import NoteIntent, Outcome, RunState, StepState
 from hub.core.states import NoteStatus, StepStatus
 from hub.errors import ConfigError
 from hub.store.models import AuditEntry, OutboxNote, Run
@@ -81,6 +81,8 @@ def render(intent: NoteIntent, run: Run, state: RunState, *, link: str,
         evidence = f" Evidence: {step.evidence}." if step.evidence else ""
         return (f"{head}: step '{step.title}' done by {_who(step.done_by)} at "
                 f"{_when(step.done_at)}.{evidence} Progress {done}/{total}.")
+    if intent.kind in ("step_approved", "step_rejected") and intent.step_id:
+        return _sign_off(head, intent, state.step(intent.step_id), done, total)
     if intent.kind == "overdue" and intent.step_id:
         step = state.step(intent.step_id)
         return (f"{head}: step '{step.title}' is overdue (due {_when(step.due_at)}, "
@@ -91,6 +93,21 @@ def render(intent: NoteIntent, run: Run, state: RunState, *, link: str,
         reason = f" Reason: {intent.text}." if intent.text else ""
         return f"{head} cancelled at {done}/{total} steps.{reason}"
     return f"{head}: {intent.text or ''}"
+
+
+def _sign_off(head: str, intent: NoteIntent, step: StepState, done: int, total: int) -> str:
+    if intent.kind == "step_approved":
+        comment = f" Comment: {intent.text}." if intent.text else ""
+        return (f"{head}: '{step.title}' approved by {_who(step.done_by)} at "
+                f"{_when(step.done_at)}.{comment} Progress {done}/{total}.")
+    return (f"{head}: '{step.title}' rejected — reason: {intent.text}. The steps it "
+            f"reopened are to be done again. Progress {done}/{total}.")
+
+
+def _approval_steps(run: Run) -> set[str]:
+    """Ids of the sign-off steps of the run's pinned playbook version."""
+    steps = (run.playbook_version.definition or {}).get("steps") or []
+    return {s["id"] for s in steps if isinstance(s, dict) and s.get("approval")}
 
 
 def completion_record(run: Run, state: RunState, entries: Sequence[AuditEntry]) -> str:
@@ -106,11 +123,17 @@ def completion_record(run: Run, state: RunState, entries: Sequence[AuditEntry]) 
         f"completed {_when(state.completed_at)}.",
         "",
     ]
+    sign_offs = _approval_steps(run)
     for s in state.steps:
         if s.status is StepStatus.NOT_APPLICABLE:
             continue
         mark = "[x]" if s.status is StepStatus.DONE else "[-]"
-        detail = (f"evidence: {s.evidence}" if s.evidence else
+        if s.step_id in sign_offs and s.status is StepStatus.DONE:
+            comment = f" — {s.evidence}" if s.evidence else ""
+            lines.append(f"{mark} {s.title} — approved by {_who(s.done_by)}, "
+                         f"{_when(s.done_at)}{comment}")
+            continue
+        detail = (f"evidence: {_one_line(s.evidence)}" if s.evidence else
                   f"skipped: {s.skip_reason}" if s.skip_reason else "no evidence recorded")
         lines.append(f"{mark} {s.title} — {_who(s.done_by)}, {_when(s.done_at)} — {detail}")
     skipped = [s.title for s in state.steps if s.status is StepStatus.NOT_APPLICABLE]
@@ -120,6 +143,11 @@ def completion_record(run: Run, state: RunState, entries: Sequence[AuditEntry]) 
         last = entries[-1]
         lines += ["", f"Audit chain: entry #{last.id}, sha256 {last.hash}"]
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    # free-text evidence and the evidence form's line are kept on separate lines
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def _any_source(_source: str) -> bool:

@@ -1,4 +1,4 @@
-"""Dashboard forms that change runs: complete, skip, assign, comment, cancel.
+"""Dashboard forms that change runs: complete, approve, reject, skip, assign, comment, cancel.
 
 Each goes through the same run service, role checks, request models and error messages
 as the REST API (``hub/api/runs.py``): a locked step is refused with the StepLocked
@@ -31,13 +31,18 @@ from hub.api.dashboard.work import work_view
 from hub.api.errors import ApiError
 from hub.api.metrics import ApiMetrics
 from hub.api.params import RunId, StepId
+from hub.api.runs import approval_error, evidence_error
 from hub.api.schemas import (
+    ApproveRequest,
     AssignRequest,
     CancelRequest,
     CommentRequest,
     CompleteRequest,
+    RejectRequest,
     SkipRequest,
 )
+from hub.core.checklists.approvals import ApprovalRefused
+from hub.core.checklists.evidence import EvidenceInvalid
 from hub.core.states import RunStatus
 from hub.services.context import HubContext
 from hub.services.tokens import Role, at_least
@@ -117,12 +122,68 @@ async def complete(run_id: RunId, step_id: StepId, request: Request, ctx: Hub) -
 
     def change(form: dict[str, str], who: Principal) -> Change:
         body = _body(CompleteRequest, {"evidence": _blank_is_none(form.get("evidence")),
-                                       "note": _blank_is_none(form.get("note"))})
-        return lambda session, _who: ctx.runs.complete(
-            session, run_id, step_id, by=who.actor, evidence=body.evidence, note=body.note)
+                                       "note": _blank_is_none(form.get("note")),
+                                       "fields": _prefixed(form, "f.")})
+
+        def do(session: Session, _who: Principal) -> Run:
+            try:
+                return ctx.runs.complete(session, run_id, step_id, by=who.actor,
+                                         evidence=body.evidence, note=body.note,
+                                         values=body.fields)
+            except EvidenceInvalid as exc:
+                raise evidence_error(exc) from exc
+
+        return do
 
     return await _act(request, ctx, run_id, Role.TECHNICIAN, "working on a run's steps",
                       change)
+
+
+def _prefixed(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """The form's ``<prefix><name>`` fields as ``{name: value}`` (blank ones left out, as
+    an unticked box or an empty input sends nothing)."""
+    return {key.removeprefix(prefix): value for key, value in form.items()
+            if key.startswith(prefix) and value.strip()}
+
+
+@router.post("/runs/{run_id}/steps/{step_id}/approve")
+async def approve(run_id: RunId, step_id: StepId, request: Request, ctx: Hub) -> Response:
+    """Sign off an approval step (the approving team role; four-eyes), as the API does."""
+
+    def change(form: dict[str, str], who: Principal) -> Change:
+        body = _body(ApproveRequest, {"comment": _blank_is_none(form.get("comment"))})
+
+        def do(session: Session, _who: Principal) -> Run:
+            try:
+                return ctx.runs.approve(session, run_id, step_id, by=who.actor,
+                                        member=who.name, comment=body.comment)
+            except ApprovalRefused as exc:
+                raise approval_error(exc, who) from exc
+
+        return do
+
+    return await _act(request, ctx, run_id, Role.TECHNICIAN, "signing off a step", change)
+
+
+@router.post("/runs/{run_id}/steps/{step_id}/reject")
+async def reject(run_id: RunId, step_id: StepId, request: Request, ctx: Hub) -> Response:
+    """Reject an approval step with a reason, reopening the ticked steps (default: all)."""
+
+    def change(form: dict[str, str], who: Principal) -> Change:
+        body = _body(RejectRequest, {"reason": form.get("reason", ""),
+                                     "reopen": sorted(_prefixed(form, "reopen."))})
+
+        def do(session: Session, _who: Principal) -> Run:
+            try:
+                return ctx.runs.reject(session, run_id, step_id, by=who.actor,
+                                       member=who.name, reason=body.reason,
+                                       reopen=body.reopen or None)
+            except ApprovalRefused as exc:
+                raise approval_error(exc, who) from exc
+
+        return do
+
+    return await _act(request, ctx, run_id, Role.TECHNICIAN, "signing off a step", change)
 
 
 @router.post("/runs/{run_id}/steps/{step_id}/skip")

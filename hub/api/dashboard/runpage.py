@@ -12,11 +12,14 @@ from sqlalchemy import select
 from hub.api.auth import Hub, Principal
 from hub.api.dashboard.render import render
 from hub.api.dashboard.signin import csrf_token, viewer
+from hub.api.dashboard.signoffs import refusal_for
 from hub.api.params import RunId
 from hub.api.schemas import RunDetail, audit_entry, run_detail
+from hub.core.states import StepStatus
 from hub.errors import NotFound
 from hub.runtime.process import Runtime
 from hub.services.context import HubContext
+from hub.services.runs import to_state
 from hub.services.tokens import Role, at_least
 from hub.store.models import AuditEntry
 
@@ -48,7 +51,13 @@ def run_view(request: Request, ctx: HubContext, who: Principal, run_id: int, *,
             return render("missing.html", 404, who=who, run_id=run_id,
                           csrf=csrf_token(request))
         detail = run_detail(ctx.runs, row, now)
-        inputs = {i.id: i.title for i in ctx.runs.playbook_for(row).inputs}
+        playbook = ctx.runs.playbook_for(row)
+        inputs = {i.id: i.title for i in playbook.inputs}
+        state = to_state(row)
+        # open sign-offs: None when the viewer may approve, else why not (shown instead)
+        sign_refusals = {s.step_id: refusal_for(ctx, who, playbook, state, s.step_id)
+                         for s in detail.steps
+                         if s.approval is not None and s.status is StepStatus.OPEN}
         entries = [audit_entry(e) for e in session.execute(
             select(AuditEntry).where(AuditEntry.run_id == run_id).order_by(AuditEntry.id)
         ).scalars()]
@@ -56,6 +65,7 @@ def run_view(request: Request, ctx: HubContext, who: Principal, run_id: int, *,
     members = {m.id: m.name for m in ctx.team.members}
     return render("run.html", status, who=who, now=now, run=detail, input_titles=inputs,
                   titles=titles, members=members, audit=entries, error=error,
+                  sign_refusals=sign_refusals,
                   csrf=csrf_token(request), ticket_url=ticket_link(request, detail),
                   may_work=at_least(who.role, Role.TECHNICIAN),
                   may_manage=at_least(who.role, Role.MANAGER))
