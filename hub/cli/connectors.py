@@ -75,7 +75,8 @@ def connectors_status() -> None:
             budget_cell, paused_cell = _budget_cells(src, shared)
             table.add_row(
                 src.name, _health_cell(state), budget_cell, paused_cell,
-                "; ".join(f"{c.stream}@{c.value.get('position', '?')}" for c in cursors) or "-",
+                "; ".join(f"{c.stream}@{_short(c.value.get('position', '?'))}"
+                          for c in cursors) or "-",
                 str(sum(counts.values())), str(counts.get("pending", 0)),
                 str(counts.get("dead", 0)), f"{last:%Y-%m-%d %H:%M:%S}" if last else "-")
     out.print(table)
@@ -83,6 +84,12 @@ def connectors_status() -> None:
         out.print("[dim]no Redis configured: request budgets and pauses live in the running "
                   "hub's memory; see its /metrics (msphub_connector_*)[/]")
     sources.close()
+
+
+def _short(position: object, room: int = 40) -> str:
+    """A cursor position as a table shows it: some carry a whole compressed state."""
+    text = str(position)
+    return text if len(text) <= room else text[:room - 1] + "…"
 
 
 def _health_cell(state: source_health.Health) -> str:
