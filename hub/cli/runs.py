@@ -11,6 +11,7 @@ from rich.table import Table
 from hub.cli.app import app, context, fail, hub_errors, out, runtime
 from hub.core.checklists.engine import TicketRef
 from hub.core.states import StepStatus
+from hub.services.checks import MISSING, latest_status
 from hub.services.runs import RunFilter, to_state
 from hub.store.db import transaction
 
@@ -62,6 +63,7 @@ def runs_show(run_id: int = typer.Argument(...)) -> None:
     with hub_errors(), ctx.sessions() as session:
         row = ctx.runs.load(session, run_id)
         state = to_state(row)
+        checks = latest_status(session, run_id)
     done, total = state.progress()
     out.print(f"[bold]Run {state.id}[/] {row.playbook_version.title} "
               f"(v{state.playbook_version}) for {row.client.name or state.client_id} — "
@@ -78,6 +80,19 @@ def runs_show(run_id: int = typer.Argument(...)) -> None:
                       f"[{style}]{s.status.value}[/]", s.assignee or "", due, s.done_by or "",
                       s.evidence or s.skip_reason or "")
     out.print(table)
+    _print_checks(state, checks)
+
+
+def _print_checks(state: Any, checks: dict[str, dict[str, Any]]) -> None:
+    """What each open step's RMM check still misses (the newest ``check_missing`` fact)."""
+    for s in state.steps:
+        status = checks.get(s.step_id)
+        if status is None or status["action"] != MISSING or s.status is not StepStatus.OPEN:
+            continue
+        out.print(f"RMM check of '{s.title}' ({s.step_id}), {status['at']:%Y-%m-%d %H:%M}Z "
+                  "— still missing:", highlight=False)
+        for line in status["missing"]:
+            out.print(f"  • {line}", highlight=False, markup=False)
 
 
 def _parse_inputs(pairs: list[str] | None, raw_json: str | None) -> dict[str, Any]:
