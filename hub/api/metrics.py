@@ -11,11 +11,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.core.states import RunStatus, StepStatus
+from hub.core.states import InboxStatus, RunStatus, StepStatus
 from hub.services import source_health
 from hub.services.context import HubContext
 from hub.services.sources import Sources
-from hub.store.models import Run, RunStep
+from hub.store.models import InboxEvent, Run, RunStep
 
 log = structlog.get_logger("hub.api")
 
@@ -63,6 +63,43 @@ class RunGauges(Collector):
         yield GaugeMetricFamily("msphub_steps_overdue",
                                 "Unfinished steps of active runs past their due time.",
                                 value=overdue)
+
+
+_INBOX = ("msphub_inbox_events", "Inbox events by outcome (pending, done, ignored, failed, "
+          "dead): failed ones wait for an admin (msphub events list --failed).")
+
+
+def count_inbox(ctx: HubContext) -> dict[str, int]:
+    """Inbox events by status, every status present (0 when none): one GROUP BY."""
+    with ctx.sessions() as session:
+        found = {str(status): int(n) for status, n in session.execute(
+            select(InboxEvent.status, func.count()).group_by(InboxEvent.status))}
+    return {s.value: found.get(s.value, 0) for s in InboxStatus}
+
+
+class InboxGauges(Collector):
+    """Inbox events by outcome, computed from the database at scrape time (so every
+    process reports the same numbers, and a failed event shows until it is retried)."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+
+    def describe(self) -> list[Metric]:
+        """Names only: registering must not query the database."""
+        return [GaugeMetricFamily(*_INBOX, labels=["status"])]
+
+    def collect(self) -> Iterator[Metric]:
+        """Count now; nothing when the database is unreachable (``msphub_database_up``
+        says so)."""
+        try:
+            counts = count_inbox(self._ctx)
+        except SQLAlchemyError as exc:
+            log.warning("metrics_database_unavailable", error=type(exc).__name__)
+            return
+        gauge = GaugeMetricFamily(*_INBOX, labels=["status"])
+        for status, n in counts.items():
+            gauge.add_metric([status], n)
+        yield gauge
 
 
 _BUDGET = ("msphub_connector_budget_remaining", "Requests left in the current window.")
@@ -137,6 +174,7 @@ class ApiMetrics:
                                       "Runs cancelled through this API process.", ["playbook"],
                                       registry=self.registry)
         self.registry.register(RunGauges(ctx))
+        self.registry.register(InboxGauges(ctx))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request under its route template."""

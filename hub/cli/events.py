@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -10,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from hub.cli.app import app, context, fail, hub_errors, out, runtime
+from hub.cli.stored_events import empty_inbox_message
 from hub.core.states import InboxStatus
 from hub.services.actions import NO_RUN_TO_TICK, effects_of
 from hub.services.inbox import recent, reopen
@@ -68,8 +70,9 @@ def events_list(
         else:
             rows = recent(session, status=wanted, source=source, client=client, limit=limit)
     if not rows:
-        out.print("no events" + (f" with status {wanted}" if wanted else "")
-                  + (f" with effect {effect}" if effect else ""))
+        out.print(empty_inbox_message(ctx) or (
+            "no events" + (f" with status {wanted}" if wanted else "")
+            + (f" with effect {effect}" if effect else "")))
         return
     table = Table("id", "received", "source", "kind", "client", "status", "rules", "effect",
                   "error")
@@ -88,7 +91,7 @@ def events_show(event_id: int = typer.Argument(...)) -> None:
     with ctx.sessions() as session:
         row = session.get(InboxEvent, event_id)
         if row is None:
-            fail(f"event {event_id} does not exist")
+            fail(empty_inbox_message(ctx) or f"event {event_id} does not exist")
         result = row.result or {}
         out.print(f"[bold]event {row.id}[/] {row.kind} from {escape(row.source)} — {row.status}"
                   f" (attempts {row.attempts})")
@@ -105,11 +108,43 @@ def events_show(event_id: int = typer.Argument(...)) -> None:
         for error in result.get("errors", []):
             out.print(f"  [red]error[/] rule '{escape(str(error.get('rule_id')))}': "
                       f"{escape(str(error.get('error')))}")
+        _show_outcome(row, result)
         for miss in result.get("near_misses", [])[:10]:
             out.print(f"  near miss '{escape(str(miss.get('rule_id')))}': "
                       f"{escape(str(miss.get('reason')))}")
         if row.last_error:
             out.print(f"last error: {escape(row.last_error)}")
+
+
+def _show_outcome(row: InboxEvent, result: dict[str, Any]) -> None:
+    """The parts of a trace beyond matches and actions: a partial failure, what shadow
+    rules would have done, the failure note, enrichment links and rule versions."""
+    if result.get("partial"):
+        out.print("  [yellow]partly applied[/]: the actions above without an error took "
+                  "effect; a retry adds only what is missing")
+    for shadow in result.get("shadow") or []:
+        rule = escape(str(shadow.get("rule_id")))
+        if "would" in shadow:
+            out.print(f"  shadow '{rule}': {escape(str(shadow['would']))} (not applied)")
+        else:
+            out.print(f"  shadow '{rule}' [red]could not render[/]: "
+                      f"{escape(str(shadow.get('error')))}")
+    if result.get("failure_note"):
+        out.print("  the ticket was told why nothing started (one note, however often the "
+                  "event is retried)")
+    if row.enriched_from is not None:
+        out.print(f"full record fetched for webhook event {row.enriched_from} "
+                  "(which keeps what the vendor sent)")
+    into = result.get("enriched_into") or []
+    if into:
+        out.print(f"thin webhook: its full record is event {', '.join(map(str, into))} "
+                  "(processed there)")
+    if result.get("ignored"):
+        out.print(f"ignored: {escape(str(result['ignored']))}")
+    versions = result.get("versions") or {}
+    if versions:
+        out.print("rule versions: " + ", ".join(f"{escape(k)}@{v}"
+                                                for k, v in versions.items()))
 
 
 @events_app.command("retry")
@@ -131,5 +166,12 @@ def events_retry(event_id: int = typer.Argument(...)) -> None:
             status = session.get(InboxEvent, event_id).status  # type: ignore[union-attr]
     effects = ", ".join(str(a.get("effect")) for a in result.actions) or "no action"
     out.print(f"event {event_id}: {status} ({effects})")
+    if result.enriched_into:
+        out.print(f"  processed as event {', '.join(map(str, result.enriched_into))} "
+                  "(its full record)")
+    for shadow in result.shadow:
+        if "would" in shadow:
+            out.print(f"  shadow '{escape(str(shadow['rule_id']))}': "
+                      f"{escape(str(shadow['would']))} (not applied)")
     for error in result.errors:
         out.print(f"  error rule '{escape(error['rule_id'])}': {escape(error['error'])}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, select
+from sqlalchemy import String, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from connectors import payload as bounded
@@ -97,6 +98,51 @@ def add_events(session: Session, events: Iterable[Event], *, via: str,
         if new_id is not None:
             new_ids.append(int(new_id))
     return new_ids
+
+
+ENRICHED_SUFFIX = "#full"  # the linked row's key when the full record keeps the thin key
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """Where the full records fetched for a thin webhook row are stored.
+
+    Attributes:
+        new: rows stored now, linked to the thin row (``enriched_from``).
+        linked: every row linked to the thin row (stored now or by an earlier attempt).
+        elsewhere: rows that already held the same change (a poll got there first).
+    """
+
+    new: list[int]
+    linked: list[int]
+    elsewhere: list[int]
+
+
+def add_enriched(session: Session, thin: InboxEvent, events: Sequence[Event], *,
+                 now: datetime) -> Enriched:
+    """Store the full records of a thin webhook as rows of their own, linked to it.
+
+    The thin row keeps what the vendor sent (its ``raw``, kind and key); each full event
+    keeps its own key, which says "this change of this record", so a poll of the same
+    change collides with it, and a change a poll already stored is not stored again. A
+    full event whose key is the thin row's own (the vendor's webhook already named the
+    change) is stored under that key plus ``#full``: the thin row then keeps the key.
+    """
+    keyed = [e if e.dedupe_key != thin.dedupe_key or e.source != thin.source else
+             e.model_copy(update={"dedupe_key": (e.dedupe_key[:255 - len(ENRICHED_SUFFIX)]
+                                                 + ENRICHED_SUFFIX)})
+             for e in events]
+    new = add_events(session, keyed, via="enrich", now=now)
+    if new:
+        session.execute(update(InboxEvent).where(InboxEvent.id.in_(new))
+                        .values(enriched_from=thin.id))
+    found = session.execute(
+        select(InboxEvent.id, InboxEvent.enriched_from).where(
+            tuple_(InboxEvent.source, InboxEvent.dedupe_key).in_(
+                [(e.source, e.dedupe_key) for e in keyed]))
+        .order_by(InboxEvent.id)).all()
+    linked = [i for i, origin in found if i in new or origin == thin.id]
+    return Enriched(new=new, linked=linked, elsewhere=[i for i, _ in found if i not in linked])
 
 
 def to_event(row: InboxEvent) -> Event:
