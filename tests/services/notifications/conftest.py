@@ -61,6 +61,7 @@ roles:
   security: erin
   service-manager: alice
   dispatcher: bob
+  account-manager: bob
 """
 
 LEAVER_ACCESS = """\
