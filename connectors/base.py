@@ -162,6 +162,9 @@ class WebhookRequest:
     body: bytes
     query: Mapping[str, str] = field(default_factory=dict)
     path_secret: str | None = None
+    # the connector's scratch space for this delivery: what ``verify`` parsed, ``parse``
+    # need not parse again
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})

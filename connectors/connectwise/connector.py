@@ -45,6 +45,7 @@ from connectors.base import (
 from connectors.connectwise.client import ConnectWiseClient, Record
 from connectors.connectwise.config import CLOUD_API_HOSTS, ConnectWiseConfig
 from connectors.connectwise.events import (
+    Callback,
     board_allowed,
     callback_events,
     format_time,
@@ -78,6 +79,14 @@ _RECORD_PATHS = {
 _CREATED = frozenset(
     {EventKind.TICKET_CREATED, EventKind.AGREEMENT_CREATED, EventKind.COMPANY_CREATED}
 )
+
+
+def _callback(request: WebhookRequest) -> Callback:
+    """The delivery's parsed callback, parsed once for ``verify`` and ``parse`` both."""
+    parsed = request.memo.get("callback")
+    if not isinstance(parsed, Callback):
+        parsed = request.memo["callback"] = parse_callback(request.body)
+    return parsed
 
 
 class ConnectWiseConnector:
@@ -248,7 +257,7 @@ class ConnectWiseConnector:
         header = request.headers.get("x-content-signature")
         if not header:
             raise WebhookRejected("missing x-content-signature", source=self.name)
-        key_url = parse_callback(request.body).key_url
+        key_url = _callback(request).key_url
         if not key_url:
             raise WebhookRejected("callback has no Metadata.key_url", source=self.name)
         if not key_url_allowed(key_url, self.config.origin):
@@ -258,7 +267,7 @@ class ConnectWiseConnector:
 
     def parse(self, request: WebhookRequest) -> list[Event]:
         """Events from a verified callback; echoes of our own writes yield none."""
-        callback = parse_callback(request.body)
+        callback = _callback(request)
         entity_member = updated_by(callback.entity) if callback.entity is not None else None
         if callback.action == "updated" and (
             is_echo(callback.member_id, self.api_member) or is_echo(entity_member, self.api_member)
