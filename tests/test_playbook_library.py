@@ -11,7 +11,7 @@ import yaml
 
 from hub.config.playbooks import load_file, load_library, playbook_files
 from hub.core.calendars import DueRule, DueSpec
-from hub.core.checklists import engine
+from hub.core.checklists import approvals, engine
 from hub.core.checklists.schema import InputType, Playbook, coerce_inputs
 from hub.core.conditions import fields_of, parse_condition
 from hub.core.events import EventKind
@@ -94,6 +94,16 @@ def _inputs(pb: Playbook, flavour: bool) -> dict[str, Any]:
     return {i.id: _sample(i, flavour) for i in pb.inputs}
 
 
+def _work(pb: Playbook, run: engine.RunState, step_id: str, **extra: Any) -> engine.RunState:
+    """Finish an open step: a sign-off approved by a second person holding its role, any
+    other step completed by the technician (as a tick: no evidence form asked for)."""
+    step = pb.step(step_id)
+    if step.approval is not None:
+        return approvals.approve_step(pb, run, step_id, by="user:approver",
+                                      roles={step.approver_role or ""}, now=NOW).run
+    return engine.complete_step(pb, run, step_id, by="user:test", now=NOW, **extra).run
+
+
 def _launch(pb: Playbook, inputs: dict[str, Any]) -> engine.RunState:
     clean = coerce_inputs(pb, inputs)
     outcome = engine.launch(
@@ -123,34 +133,41 @@ def test_ids_are_unique_and_equal_the_file_name() -> None:
 
 
 def test_every_playbook_has_the_required_top_level_fields(library: dict[str, Playbook]) -> None:
-    """Every playbook has a title, version 1 (offboarding 2: due dates follow the last day),
+    """Every playbook has a title, a version (1, or higher where the steps changed:
+    offboarding 2 made due dates follow the last day, 3 added the access-removal sign-off;
+    onboarding, maintenance and the security review 2 added sign-offs and evidence forms),
     a description, a category and typed inputs."""
+    versions = {"user-offboarding": 3, "client-onboarding": 2, "monthly-maintenance": 2,
+                "quarterly-security-review": 2}
     for pb in library.values():
         assert pb.title and pb.description and pb.category, pb.id
-        assert pb.version == (2 if pb.id == "user-offboarding" else 1), pb.id
+        assert pb.version == versions.get(pb.id, 1), pb.id
         assert pb.inputs, f"{pb.id}: no inputs"
 
 
 def test_every_step_is_fully_specified(library: dict[str, Playbook]) -> None:
-    """Every step has instructions, a section, a role, a due rule and the evidence expected."""
+    """Every step has instructions, a section, a role (a sign-off: the role that approves
+    it), a due rule and the evidence expected."""
     for pb in library.values():
         for step in pb.steps:
             where = f"{pb.id}/{step.id}"
             assert step.description and len(step.description) > 80, where
             assert step.section, where
-            assert step.role, where
+            assert step.role or step.approver_role, where
             assert step.due, where
             assert step.evidence, where
 
 
 def test_every_role_is_one_of_the_six_team_roles(library: dict[str, Playbook]) -> None:
-    """Steps are assigned only to the six roles of config/team.yaml, never to named people."""
+    """Steps are assigned only to the six roles of config/team.yaml, never to named people
+    (a sign-off is left unassigned: any holder of its approving role may take it)."""
     used = set()
     for pb in library.values():
         for step in pb.steps:
-            assert step.role in ROLES, f"{pb.id}/{step.id}: role {step.role!r}"
+            role = step.role or step.approver_role
+            assert role in ROLES, f"{pb.id}/{step.id}: role {role!r}"
             assert step.assignee is None, f"{pb.id}/{step.id}: assign by role, not by name"
-            used.add(step.role)
+            used.add(role)
     assert used == ROLES  # the library exercises every role
     if TEAM_FILE.exists():
         team = yaml.safe_load(TEAM_FILE.read_text(encoding="utf-8")) or {}
@@ -233,8 +250,7 @@ def test_every_playbook_can_be_worked_to_completion(
             open_steps = [s for s in run.steps if s.status is engine.StepStatus.OPEN]
             if not open_steps:
                 break
-            run = engine.complete_step(pb, run, open_steps[0].step_id, by="user:test",
-                                       now=NOW, evidence="test").run
+            run = _work(pb, run, open_steps[0].step_id, evidence="test")
         assert run.status is engine.RunStatus.COMPLETED, pb.id
 
 
@@ -242,9 +258,10 @@ def test_every_playbook_can_be_worked_to_completion(
 
 
 def test_client_onboarding_size_and_backup_verification(library: dict[str, Playbook]) -> None:
-    """Client onboarding has 15-20 steps, an unskippable verify-backups ticked by alerts."""
+    """Client onboarding has 15-21 steps (20 and the service manager's sign-off), an
+    unskippable verify-backups ticked by alerts."""
     pb = library["client-onboarding"]
-    assert 15 <= len(pb.steps) <= 20
+    assert 15 <= len(pb.steps) <= 21
     verify = pb.step("verify-backups")
     assert verify.skippable is False
     assert "alert.resolved" in verify.auto
@@ -364,7 +381,7 @@ def test_offboarding_order_holds_whichever_steps_apply(
         open_steps = [s.step_id for s in run.steps if s.status is engine.StepStatus.OPEN]
         assert len(open_steps) == 1, f"after {worked}: open {open_steps}"
         worked.append(open_steps[0])
-        run = engine.complete_step(pb, run, open_steps[0], by="user:test", now=NOW).run
+        run = _work(pb, run, open_steps[0])
     assert worked == expected
 
 
@@ -389,10 +406,13 @@ def test_quarterly_security_review_ends_with_report_and_meeting(
     """The quarterly review's report waits for every review and precedes the client meeting."""
     pb = library["quarterly-security-review"]
     report = pb.step("findings-report")
-    reviews = {s.id for s in pb.steps} - {"findings-report", "client-review-meeting",
-                                          "remediation-tickets"}
+    reviews = {s.id for s in pb.steps} - {"findings-report", "report-approval",
+                                          "client-review-meeting", "remediation-tickets"}
     assert set(report.after) == reviews
     assert "findings-report" in pb.step("client-review-meeting").after
+    # and a service manager signs the report off before it goes to the client
+    assert "report-approval" in pb.step("client-review-meeting").after
+    assert "findings-report" in pb.approved_by("report-approval")
 
 
 def test_incident_response_containment_and_notifications(library: dict[str, Playbook]) -> None:

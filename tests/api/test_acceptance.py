@@ -9,6 +9,10 @@ from sqlalchemy import text
 from hub.services.tokens import Role
 from tests.api.conftest import Api
 
+SIGNOFF = "access-removal-signoff"
+MAILBOX = {"converted_to": "shared mailbox", "delegate": "Jane's manager",
+           "before_licence": True}
+
 
 def test_offboarding_end_to_end_and_tamper_detection(api: Api) -> None:
     """Order is enforced, the run completes, and an edited audit row is pinpointed."""
@@ -42,12 +46,20 @@ def test_offboarding_end_to_end_and_tamper_detection(api: Api) -> None:
     assert body["blockers"] == ["disable-sign-in (Block sign-in)"]
     assert "disable-sign-in" in body["detail"]
 
-    # When every applicable step is completed in order
+    # When every applicable step is completed in order (the mailbox conversion with its
+    # evidence form), and the access-removal sign-off approved by the other service manager
     applicable = [s["step_id"] for s in run["steps"] if s["status"] != "not_applicable"]
     assert len(applicable) == run["progress"]["total"]
     for step_id in applicable:
-        done = api.post(f"/api/runs/{run_id}/steps/{step_id}/complete", Role.TECHNICIAN,
-                        {"evidence": f"evidence for {step_id}", "note": "done by the book"})
+        if step_id == SIGNOFF:
+            done = api.post(f"/api/runs/{run_id}/steps/{step_id}/approve", Role.MANAGER,
+                            {"comment": f"evidence for {step_id}"})
+        else:
+            body = {"evidence": f"evidence for {step_id}", "note": "done by the book"}
+            if step_id == "convert-mailbox":
+                body["fields"] = MAILBOX
+            done = api.post(f"/api/runs/{run_id}/steps/{step_id}/complete", Role.TECHNICIAN,
+                            body)
         assert done.status_code == 200, (step_id, done.text)
         api.clock.advance(minutes=5)
 
@@ -59,15 +71,17 @@ def test_offboarding_end_to_end_and_tamper_detection(api: Api) -> None:
     for step in final["steps"]:
         if step["step_id"] in applicable:
             assert step["status"] == "done"
-            assert step["done_by"] == "user:alice"
-            assert step["evidence"] == f"evidence for {step['step_id']}"
+            assert step["done_by"] == ("user:max" if step["step_id"] == SIGNOFF
+                                       else "user:alice")
+            assert step["evidence"].startswith(f"evidence for {step['step_id']}")
 
     # And the run's audit trail is a chain: launched, assigned, each step, completed
     trail = api.get(f"/api/runs/{run_id}/audit").json()
     actions = [e["action"] for e in trail]
     assert actions[:2] == ["launched", "assigned"]
     assert actions[-1] == "completed"
-    assert actions.count("step_done") == len(applicable)
+    assert actions.count("step_done") == len(applicable) - 1
+    assert actions.count("step_approved") == 1
     for before, after in itertools.pairwise(trail):
         assert after["prev_hash"] == before["hash"]
 

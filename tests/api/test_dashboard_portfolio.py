@@ -45,7 +45,7 @@ def test_portfolio_lists_active_runs_with_progress_and_counts(api: Api) -> None:
     assert "Acme Ltd" in html and "Contoso Dental" in html
     assert "Beta Builders" not in html
     # And each shows its progress and the step it is at, with who has it
-    assert "1/17" in html and "0/17" in html
+    assert "1/18" in html and "0/18" in html  # 17 steps and the access-removal sign-off
     assert "Block sign-in" in html
     # And the client list counts runs per client
     assert re.search(r"Acme Ltd</a>\s*<span class=\"count\">2</span>", html)

@@ -75,7 +75,7 @@ def test_metrics_count_requests_runs_and_overdue_steps(api: Api) -> None:
     assert _sample(metrics, "msphub_runs_launched_total", playbook="user-offboarding") == 2
     assert _sample(metrics, "msphub_runs_cancelled_total", playbook="user-offboarding") == 1
     assert _sample(metrics, "msphub_runs_active") == 1
-    assert _sample(metrics, "msphub_steps_overdue") == 15  # not the cancelled run's
+    assert _sample(metrics, "msphub_steps_overdue") == 16  # not the cancelled run's
     assert _sample(metrics, "msphub_database_up") == 1
     assert "# TYPE msphub_runs_completed_total counter" in metrics
 
@@ -165,7 +165,7 @@ def test_playbooks_list_and_detail(api: Api) -> None:
     assert {"client-onboarding", "user-offboarding", "user-onboarding"} <= set(by_id)
     leaver = by_id["user-offboarding"]
     assert (leaver["title"], leaver["version"], leaver["category"]) == (
-        "Leaver (user offboarding)", 2, "offboarding")
+        "Leaver (user offboarding)", 3, "offboarding")
     assert leaver["strict_order"] is True
     assert leaver["description"]
     assert [i["id"] for i in leaver["inputs"]][:2] == ["leaver_name", "last_day"]

@@ -27,7 +27,7 @@ def test_launch_returns_the_run_with_location_and_assignees(api: Api) -> None:
     run = response.json()
     assert response.headers["Location"] == f"/api/runs/{run['id']}"
     assert (run["playbook"], run["version"], run["client"], run["client_name"]) == (
-        "user-offboarding", 2, "ACME", "Acme Ltd")
+        "user-offboarding", 3, "ACME", "Acme Ltd")
     assert run["inputs"]["has_company_device"] is False
     steps = _steps(run)
     # ACME's engineer is erin (client override); service-desk falls back to alice
@@ -36,7 +36,7 @@ def test_launch_returns_the_run_with_location_and_assignees(api: Api) -> None:
     assert steps["confirm-leaver"]["due_at"] == "2025-03-03T14:00:00Z"
     assert steps["secure-company-device"]["status"] == "not_applicable"
     assert steps["set-forwarding"]["status"] == "not_applicable"
-    assert run["progress"] == {"done": 0, "total": 15}
+    assert run["progress"] == {"done": 0, "total": 16}  # with the access-removal sign-off
 
 
 def test_same_ticket_cannot_launch_the_same_playbook_twice(api: Api) -> None:
@@ -102,8 +102,9 @@ def test_overdue_filter_follows_the_clock(api: Api) -> None:
     runs = api.get("/api/runs", params={"overdue": "true"}).json()
     assert [r["id"] for r in runs] == [b, a]
     by_id = {r["id"]: r for r in runs}
-    assert by_id[b]["overdue"] == 15  # every 4 h step of b (secure-company-device included)
-    assert by_id[a]["overdue"] == 14  # a's first step was done in time
+    # every 4 h step of b (secure-company-device and the sign-off included)
+    assert by_id[b]["overdue"] == 16
+    assert by_id[a]["overdue"] == 15  # a's first step was done in time
     assert _ids(api.get("/api/runs", params={"overdue": "false"})) == []
     steps = _steps(api.get(f"/api/runs/{a}").json())
     assert steps["confirm-leaver"]["overdue"] is False

@@ -27,6 +27,7 @@ import pytest
 from connectors.autotask.sandbox import SandboxServer
 from connectors.base import build_connector
 from tests.e2e.harness import Hub, Psa, wait_until
+from tests.e2e.steps import approver_token, finish_step
 
 pytestmark = [pytest.mark.slow]
 
@@ -107,20 +108,23 @@ def _note_posts(at: SandboxServer, ticket: int) -> int:
 
 
 def _complete_every_step(hub: Hub, run_id: int) -> list[str]:
-    """Complete each open step through the REST API until the run is finished."""
+    """Complete each open step through the REST API until the run is finished (evidence
+    forms filled in; sign-offs approved by a second person)."""
     api = httpx.Client(base_url=hub.url, timeout=15, trust_env=False,
                        headers={"Authorization": f"Bearer {hub.admin_token()}"})
+    approver = httpx.Client(base_url=hub.url, timeout=15, trust_env=False,
+                            headers={"Authorization": f"Bearer {approver_token(hub)}"})
     done: list[str] = []
-    with api:
+    with api, approver:
         for _ in range(40):  # bounded: one pass per step at most
             run = api.get(f"/api/runs/{run_id}").raise_for_status().json()
-            open_steps = [s["step_id"] for s in run["steps"] if s["status"] == "open"]
+            open_steps = [s for s in run["steps"] if s["status"] == "open"]
             if run["status"] != "active" or not open_steps:
                 break
             for step in open_steps:
-                api.post(f"/api/runs/{run_id}/steps/{step}/complete",
-                         json={"evidence": f"autotask evidence for {step}"}).raise_for_status()
-                done.append(step)
+                finish_step(api, approver, run_id, step,
+                            f"autotask evidence for {step['step_id']}")
+                done.append(step["step_id"])
         assert api.get(f"/api/runs/{run_id}").json()["status"] == "completed"
     return done
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import SOURCE, Hub, Psa, wait_until
+from tests.e2e.steps import approver_token, finish_step
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -56,18 +57,20 @@ def test_leaver_ticket_redelivery_and_completion_over_redis_workers(
     token = hub.admin_token()
     api = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"},
                        timeout=15, trust_env=False)
+    approver = httpx.Client(base_url=hub.url, timeout=15, trust_env=False,
+                            headers={"Authorization": f"Bearer {approver_token(hub)}"})
     run_id = hub.scalar("SELECT id FROM runs WHERE ticket_id = :t", t=str(first))
     done: list[str] = []
-    with api:
+    with api, approver:
         for _ in range(40):  # bounded: one pass per step at most
             run = api.get(f"/api/runs/{run_id}").raise_for_status().json()
-            open_steps = [s["step_id"] for s in run["steps"] if s["status"] == "open"]
+            open_steps = [s for s in run["steps"] if s["status"] == "open"]
             if run["status"] != "active" or not open_steps:
                 break
-            for step in open_steps:
-                api.post(f"/api/runs/{run_id}/steps/{step}/complete",
-                         json={"evidence": f"e2e evidence for {step}"}).raise_for_status()
-                done.append(step)
+            for step in open_steps:  # evidence forms filled; sign-offs by a second person
+                finish_step(api, approver, run_id, step,
+                            f"e2e evidence for {step['step_id']}")
+                done.append(step["step_id"])
         final = api.get(f"/api/runs/{run_id}").raise_for_status().json()
     assert final["status"] == "completed", final
     # Then the ticket gets the launch note, one note per step, then the completion record

@@ -129,8 +129,12 @@ def test_completing_the_run_posts_progress_and_the_evidence_record(
         order = [st.step_id for st in run.steps if st.status != "not_applicable"]
     for step_id in order:
         with transaction(runtime.ctx.sessions) as s:
-            runtime.ctx.runs.complete(s, run_id, step_id, by="user:alice",
-                                      evidence=f"done {step_id}")
+            if step_id == "access-removal-signoff":  # signed off by the other manager
+                runtime.ctx.runs.approve(s, run_id, step_id, by="user:max", member="max",
+                                         comment=f"done {step_id}")
+            else:
+                runtime.ctx.runs.complete(s, run_id, step_id, by="user:alice",
+                                          evidence=f"done {step_id}")
     with runtime.ctx.sessions() as s:
         pending = s.execute(select(OutboxNote.id).where(OutboxNote.status == "pending")
                             ).scalars().all()
