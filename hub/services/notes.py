@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import Capability, RegistryError, get_connector_class
 from hub.config.yamlio import read_yaml
+from hub.core.checklists.counting import count_steps
 from hub.core.checklists.engine import NoteIntent, Outcome, RunState, StepState
 from hub.core.states import NoteStatus, StepStatus
 from hub.errors import ConfigError
@@ -68,7 +69,8 @@ def render(intent: NoteIntent, run: Run, state: RunState, *, link: str,
     if intent.kind == "launched":
         first = [s.title for s in state.steps if s.status is StepStatus.OPEN]
         owners = sorted({s.assignee for s in state.steps if s.assignee})
-        lines = [f"{head} launched — {total} steps.", f"Open now: {'; '.join(first) or '-'}."]
+        lines = [f"{head} launched — {count_steps(s.status for s in state.steps).label}.",
+                 f"Open now: {'; '.join(first) or '-'}."]
         if owners:
             lines.append(f"Assigned to: {', '.join(owners)}.")
         lines.append(f"Track it: {link}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from hub.core.checklists.counting import count_steps
 from hub.core.checklists.evidence import check_values, summarise
 from hub.core.checklists.schema import Playbook, Step
 from hub.core.conditions import evaluate
@@ -89,9 +90,10 @@ class RunState:
         return [s for s in self.steps if s.is_overdue(now)]
 
     def progress(self) -> tuple[int, int]:
-        """(finished applicable steps, applicable steps)."""
-        applicable = [s for s in self.steps if s.status is not StepStatus.NOT_APPLICABLE]
-        return sum(1 for s in applicable if s.finished), len(applicable)
+        """(finished applicable steps, applicable steps): :func:`count_steps`, the one
+        count every interface shows."""
+        counted = count_steps(s.status for s in self.steps)
+        return counted.done, counted.applicable
 
 
 @dataclass(frozen=True)
