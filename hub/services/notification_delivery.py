@@ -10,6 +10,8 @@ last attempt, leaves the row ``dead`` with its error, listed by ``msphub deadlet
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +23,7 @@ from connectors.base import PermanentError, TransientError
 from hub.core.states import NoteStatus
 from hub.services.context import HubContext
 from hub.services.notification_channels import Message, Sender, senders
+from hub.services.notifications import About, Notifier
 from hub.store.db import transaction
 from hub.store.models import Notification
 
@@ -45,10 +48,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF))
 
 
-def _claim(ctx: HubContext, now: datetime, limit: int) -> list[tuple[str, Message]]:
+def _claim(ctx: HubContext, now: datetime, limit: int,
+           only: Sequence[int] | None = None) -> list[tuple[str, Message]]:
     """Lease the due rows (one transaction; rows another worker holds are skipped)."""
     due = or_(Notification.status == NoteStatus.PENDING.value,
               Notification.status == NoteStatus.SENDING.value)
+    if only is not None:
+        due = and_(due, Notification.id.in_(list(only)))
     with transaction(ctx.sessions) as session:
         rows = session.execute(
             select(Notification).where(and_(due, Notification.next_attempt_at <= now))
@@ -88,7 +94,8 @@ def _record(ctx: HubContext, note_id: int, *, error: Exception | None, now: date
 
 
 def deliver_due(ctx: HubContext, *, limit: int = 20, passes: int = 10,
-                channels: dict[str, Sender] | None = None) -> DeliveryReport:
+                channels: dict[str, Sender] | None = None,
+                only: Sequence[int] | None = None) -> DeliveryReport:
     """Send the notifications that are due now, ``limit`` at a time, for at most
     ``passes`` claims (a burst after a month's launches goes out in one job, bounded);
     returns what happened to each.
@@ -96,13 +103,14 @@ def deliver_due(ctx: HubContext, *, limit: int = 20, passes: int = 10,
     Args:
         channels: senders by channel name (default: SMTP and webhooks from the settings
             and team.yaml).
+        only: these notification ids, if due (``msphub notifications test``).
     """
     outcomes: dict[str, list[int]] = {"sent": [], "retrying": [], "dead": []}
     with httpx.Client(timeout=ctx.settings.smtp_timeout, follow_redirects=False) as http:
         by_channel = channels if channels is not None else senders(ctx.settings, ctx.team,
                                                                     http)
         for _ in range(passes):
-            messages = _claim(ctx, ctx.clock(), limit)
+            messages = _claim(ctx, ctx.clock(), limit, only)
             for channel, message in messages:
                 status = _send(ctx, by_channel, channel, message)
                 outcomes.get(status, outcomes["retrying"]).append(message.id)
@@ -138,3 +146,29 @@ def _log(message: Message, channel: str, status: str, error: Exception | None) -
     else:
         log.warning("notification_retry", notification_id=message.id, channel=channel,
                     recipient=message.recipient, reason=str(error))
+
+
+def send_test(ctx: HubContext, member_id: str,
+              channels: Sequence[str] | None = None) -> list[Notification]:
+    """Queue a test message for one team member (their channels, or these) and send it now,
+    bypassing quiet hours: how an admin checks SMTP and webhooks. Returns its rows."""
+    about = About(kind="notify", fact=f"test/{uuid.uuid4().hex}", client=None,
+                  link=ctx.settings.public_url,
+                  context={"message": "This is a test message from msphub: your channels "
+                           "work.", "message_subject": "Test notification", "event": {}})
+    now = ctx.clock()
+    with transaction(ctx.sessions) as session:
+        if not Notifier(ctx.settings, ctx.team).queue(session, about, to=[f"person:{member_id}"],
+                                                      channels=channels, now=now):
+            return []
+        session.flush()
+        ids = list(session.execute(select(Notification.id)
+                                   .where(Notification.fact == about.fact)).scalars())
+        for row in session.execute(select(Notification).where(Notification.id.in_(ids))
+                                   ).scalars():
+            if row.status == NoteStatus.PENDING.value:
+                row.next_attempt_at = now  # a test ignores quiet hours
+    deliver_due(ctx, only=ids, passes=1)
+    with ctx.sessions() as session:
+        return list(session.execute(select(Notification).where(Notification.id.in_(ids))
+                                    .order_by(Notification.id)).scalars())
