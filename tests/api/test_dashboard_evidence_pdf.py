@@ -128,3 +128,41 @@ def test_with_dejavu_any_script_is_kept() -> None:
         "cancel_reason": None, "steps": []})
     text = pdf_text(record_pdf(detail, {}, DEFAULT, now=START))
     assert "Completion record for Ωmega — Zoë" in text
+
+
+@pytest.mark.parametrize("text", ["word " * 4000, "\n" * 3000, "W" * 20000, "Mi " * 7000])
+@pytest.mark.parametrize("font_dirs", [None, ()], ids=["dejavu", "core-font"])
+def test_texts_too_long_for_a_page_are_cut_with_a_pointer_to_the_page(
+        text: str, font_dirs: tuple[()] | None) -> None:
+    """A table row must fit one page: a huge evidence, note, title or input is cut in the
+    PDF (saying how much is left out), whatever its characters, and the PDF is made."""
+    step = {"step_id": "s", "title": text, "section": None, "status": "done",
+            "skippable": False, "assignee": None, "due_at": None, "overdue": False,
+            "done_by": text, "done_at": START, "evidence": text, "note": text,
+            "skip_reason": text, "blockers": []}
+    detail = RunDetail.model_validate({
+        "id": 7, "playbook": "p", "playbook_title": text[:300], "version": 1,
+        "client": "c", "client_name": None, "status": "active",
+        "progress": {"done": 1, "total": 1}, "overdue": 0, "launched_at": START,
+        "launched_by": "user:max", "completed_at": None, "ticket": None,
+        "inputs": {"a": text, text[:200]: text}, "cancel_reason": None, "steps": [step]})
+    kw = {} if font_dirs is None else {"font_dirs": font_dirs}
+    data = record_pdf(detail, {}, DEFAULT, now=START, **kw)  # type: ignore[arg-type]
+    assert "more characters on the record page" in pdf_text(data)
+
+
+def test_ordinary_evidence_is_not_cut() -> None:
+    """Fifteen hundred characters of evidence (about 40 lines in its column) are printed whole."""
+    evidence = " ".join(f"check{i:03d} passed;" for i in range(90))
+    assert len(evidence) > 1500
+    step = {"step_id": "s", "title": "Verify backups", "section": None, "status": "done",
+            "skippable": False, "assignee": None, "due_at": None, "overdue": False,
+            "done_by": "user:alice", "done_at": START, "evidence": evidence, "note": None,
+            "skip_reason": None, "blockers": []}
+    detail = RunDetail.model_validate({
+        "id": 7, "playbook": "p", "playbook_title": "Review", "version": 1, "client": "c",
+        "client_name": None, "status": "active", "progress": {"done": 1, "total": 1},
+        "overdue": 0, "launched_at": START, "launched_by": "user:max", "completed_at": None,
+        "ticket": None, "inputs": {}, "cancel_reason": None, "steps": [step]})
+    text = pdf_text(record_pdf(detail, {}, DEFAULT, now=START))
+    assert "check089 passed;" in text and "more characters" not in text

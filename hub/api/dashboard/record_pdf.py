@@ -3,7 +3,9 @@
 The PDF says what the printable page says — run, client, inputs, every step with its
 outcome, who, when and evidence — under the MSP's branding. Text is set in DejaVu Sans
 when Debian's ``fonts-dejavu-core`` is installed (any language); without it, in the PDF
-core font Helvetica, which holds Latin-1 only, so other characters are replaced.
+core font Helvetica, which holds Latin-1 only, so other characters are replaced. A table
+row must fit one page, so a cell longer than that (a pasted log as evidence) is cut, saying
+how much is left out; the record page shows it whole.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ COLUMNS = ("#", "Step", "Outcome", "Who", "When (UTC)", "Evidence / note")
 WIDTHS = (6, 40, 17, 25, 24, 58)  # relative column widths
 _PLAIN = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'",
                         "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u00b7": "-"})
+# A table row must fit on one page (fpdf2 refuses a taller one), so a cell holds at most
+# ROW_MM of lines; a longer text is cut in the PDF (the record page has it whole).
+ROW_MM = 230.0
+SHORT = 200  # characters (with few line breaks) that fit any column: not measured
+STEP_PT, STEP_LINE = 8.5, 4.5
+PAIR_PT, PAIR_LINE = 9.5, 5.5
 OUTCOMES = {"done": "Done", "skipped": "Skipped", "not_applicable": "Not applicable",
             "open": "Open", "locked": "Locked"}
 
@@ -39,6 +47,29 @@ INK = "#1d2330"
 def heading_colour(branding: Branding) -> str:
     """The accent for section titles when it reads on white (WCAG AA), else the ink."""
     return branding.accent if contrast(branding.accent, "#ffffff") >= 4.5 else INK
+
+
+def clip(pdf: FPDF, text: str, width: float, line_mm: float) -> str:
+    """As much of ``text`` as fits a ``width`` mm table column in ``ROW_MM`` with the
+    current font, lines measured by fpdf2 itself, and how much was left out."""
+    if len(text) <= SHORT and text.count("\n") < 10:
+        return text
+    lines = int(ROW_MM / line_mm)
+    wrapped = _lines(pdf, text, width, line_mm)
+    if len(wrapped) <= lines:
+        return text
+    kept, room, notice = 0, lines, ""
+    for _ in range(3):  # the notice's own length changes how many lines are left
+        notice = f"... ({len(text) - kept} more characters on the record page)"
+        room = lines - len(_lines(pdf, notice, width, line_mm))
+        kept = sum(len(x) for x in wrapped[:max(room, 0)])
+    return "\n".join(wrapped[:max(room, 0)]).rstrip() + notice
+
+
+def _lines(pdf: FPDF, text: str, width: float, line_mm: float) -> list[str]:
+    lines = pdf.multi_cell(w=width, h=line_mm, text=text, dry_run=True, output="LINES")
+    assert isinstance(lines, list)  # output="LINES" returns the lines only
+    return [str(x) for x in lines]
 
 
 def font_files(dirs: Sequence[Path] = FONT_DIRS) -> tuple[Path, Path] | None:
@@ -121,14 +152,17 @@ def _pairs(pdf: _Record, title: str, rows: Sequence[tuple[str, str]]) -> None:
     pdf.set_text_color(*rgb(heading_colour(pdf.branding)))
     pdf.cell(0, 8, pdf.text_of(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*rgb(INK))
-    pdf.set_font(pdf.family, size=9.5)
+    pdf.set_font(pdf.family, size=PAIR_PT)
     with pdf.table(col_widths=(30, 70), first_row_as_headings=False,
-                   borders_layout="HORIZONTAL_LINES", line_height=5.5,
+                   borders_layout="HORIZONTAL_LINES", line_height=PAIR_LINE,
                    cell_fill_mode="NONE") as table:
         for label, value in rows:
             row = table.row()
-            row.cell(pdf.text_of(label), style=FontFace(emphasis="BOLD"))
-            row.cell(pdf.text_of(value))
+            pdf.set_font(pdf.family, "B", PAIR_PT)  # measured as it is drawn: bold
+            label_text = clip(pdf, pdf.text_of(label), pdf.epw * 0.3, PAIR_LINE)
+            pdf.set_font(pdf.family, size=PAIR_PT)
+            row.cell(label_text, style=FontFace(emphasis="BOLD"))
+            row.cell(clip(pdf, pdf.text_of(value), pdf.epw * 0.7, PAIR_LINE))
     pdf.ln(2)
 
 
@@ -158,21 +192,22 @@ def _steps(pdf: _Record, run: RunDetail) -> None:
     pdf.set_text_color(*rgb(heading_colour(pdf.branding)))
     pdf.cell(0, 8, "Steps", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*rgb(INK))
-    pdf.set_font(pdf.family, size=8.5)
+    pdf.set_font(pdf.family, size=STEP_PT)
     heading = FontFace(emphasis="BOLD", color=rgb(pdf.branding.on_primary),
                        fill_color=rgb(pdf.branding.primary))
-    with pdf.table(col_widths=WIDTHS, headings_style=heading, line_height=4.5,
+    with pdf.table(col_widths=WIDTHS, headings_style=heading, line_height=STEP_LINE,
                    text_align="LEFT", cell_fill_mode="NONE") as table:
         head = table.row()
         for title in COLUMNS:
             head.cell(title)
+        widths = [pdf.epw * w / sum(WIDTHS) for w in WIDTHS]
         for number, step in enumerate(run.steps, start=1):
             row = table.row()
-            for value in (number, step.title, OUTCOMES.get(step.status.value,
-                                                           step.status.value),
-                          step.done_by or "-", fmt_short(step.done_at)
-                          if step.done_at else "-", _evidence(step)):
-                row.cell(pdf.text_of(value))
+            values = (number, step.title, OUTCOMES.get(step.status.value, step.status.value),
+                      step.done_by or "-", fmt_short(step.done_at) if step.done_at else "-",
+                      _evidence(step))
+            for value, width in zip(values, widths, strict=True):
+                row.cell(clip(pdf, pdf.text_of(value), width, STEP_LINE))
 
 
 def record_pdf(run: RunDetail, input_titles: Mapping[str, str], branding: Branding, *,
@@ -192,7 +227,7 @@ def record_pdf(run: RunDetail, input_titles: Mapping[str, str], branding: Brandi
     pdf.add_page()
     _header(pdf, run)
     if expires_at is not None:
-        pdf.set_font(pdf.family, size=8.5)
+        pdf.set_font(pdf.family, size=STEP_PT)
         pdf.cell(0, 5, pdf.text_of(f"Shared read-only; the link expires {fmt_time(expires_at)}."),
                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     _pairs(pdf, "Summary", _summary(run))
