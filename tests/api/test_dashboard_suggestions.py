@@ -5,6 +5,7 @@ the record as ``msphub clients link`` does."""
 from __future__ import annotations
 
 import html as htmllib
+from typing import Any
 
 from markupsafe import escape
 
@@ -84,3 +85,14 @@ def test_only_rmm_or_psa_and_who_may(api: Api, uids: dict[str, str]) -> None:  #
         x for x in api.get("/api/clients/globex").json()["links"] if x["source"] != "datto"]
     _sign_in(api, Role.TECHNICIAN)
     assert api.http.get("/ops/clients/suggestions").status_code == 403
+
+
+def test_a_source_that_cannot_be_read_is_named(
+        api: Api, uids: dict[str, str], rmm: Any) -> None:  # noqa: F811
+    """Refused credentials: the page still opens, naming the source and the error."""
+    rmm.sandbox.fail_next(5, status=403)
+    _sign_in(api, Role.MANAGER)
+    page = api.http.get("/ops/clients/suggestions")
+    assert page.status_code == 200
+    assert "Source datto could not be read: AuthFailed" in page.text
+    assert 'class="suggested"' not in page.text and "Read no source" in page.text
