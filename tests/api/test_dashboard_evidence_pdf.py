@@ -48,6 +48,8 @@ def test_signed_in_people_get_the_record_as_a_pdf(api: Api) -> None:
     assert answer.headers["content-type"] == "application/pdf"
     assert f'filename="record-run-{run_id}.pdf"' in answer.headers["content-disposition"]
     assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.content.startswith(b"%PDF-")
     text = pdf_text(answer.content)
     for expected in (f"run #{run_id}", "Completion record for Acme Ltd",

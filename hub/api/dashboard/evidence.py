@@ -37,6 +37,10 @@ from hub.store.db import transaction
 router = APIRouter(include_in_schema=False)
 LinkId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 ShareToken = Annotated[str, Path(min_length=1, max_length=200)]
+# The page's headers less its script/style policy, which a browser's PDF viewer would be
+# held to; framing stays forbidden.
+PDF_HEADERS = {**{k: v for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"},
+               "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def _record(ctx: HubContext, run_id: int) -> tuple[RunDetail, dict[str, str]]:
@@ -70,8 +74,7 @@ def _pdf(request: Request, ctx: HubContext, run_id: int,
     detail, inputs = _record(ctx, run_id)
     data = record_pdf(detail, inputs, brand(request, ctx).branding, now=ctx.clock(),
                       expires_at=expires_at)
-    return Response(data, media_type="application/pdf", headers={
-        **SECURITY_HEADERS,
+    return Response(data, media_type="application/pdf", headers={**PDF_HEADERS,
         "Content-Disposition": f'inline; filename="record-run-{run_id}.pdf"'})
 
 
