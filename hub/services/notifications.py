@@ -42,13 +42,15 @@ KINDS = ("assigned", "due_soon", "overdue", "escalated", "approval_requested", "
 
 @lru_cache(maxsize=8)
 def template_environment(own: Path | None) -> SandboxedEnvironment:
-    """The Jinja2 environment over the MSP's templates (when the directory exists) and the
-    shipped ones; compiled templates are cached in it, so it is built once per directory.
+    """The Jinja2 environment over the MSP's templates and the shipped ones; compiled
+    templates are cached in it, so it is built once per directory.
 
     Sandboxed, with undefined names as errors, HTML autoescaped (a ticket summary is the
     client's text).
     """
-    loaders = [FileSystemLoader(str(own))] if own is not None and own.is_dir() else []
+    # the MSP's directory may not exist yet: a file put there later is found (and an
+    # edited one re-read), no restart needed
+    loaders = [FileSystemLoader(str(own))] if own is not None else []
     loaders.append(FileSystemLoader(str(SHIPPED_TEMPLATES)))
     return SandboxedEnvironment(
         loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=True,
@@ -137,10 +139,16 @@ class Notifier:
             assert member is not None  # recipients() keeps team members only
             wanted = [Channel(c) for c in channels] if channels is not None \
                 else list(member.notify.channels_for(about.kind))
-            rendered = self.render(template or about.kind, self._values(about, member))
+            broken = None
+            try:
+                rendered = self.render(template or about.kind, self._values(about, member))
+            except MappingError as exc:  # an edited template must not undo the fact itself
+                log.error("notification_template_failed", kind=about.kind, reason=str(exc))
+                broken = str(exc)
+                rendered = Rendered(f"{about.kind}: {about.fact}", broken, "")
             for channel in wanted:
                 self._row(session, about, member, channel, rendered, now,
-                          explicit=channels is not None)
+                          explicit=channels is not None, broken=broken)
         return people
 
     def _values(self, about: About, member: Member) -> dict[str, Any]:
@@ -164,7 +172,8 @@ class Notifier:
         return values
 
     def _row(self, session: Session, about: About, member: Member, channel: Channel,
-             rendered: Rendered, now: datetime, *, explicit: bool) -> None:
+             rendered: Rendered, now: datetime, *, explicit: bool,
+             broken: str | None = None) -> None:
         address = member.email if channel is Channel.EMAIL else None
         problem = None
         if channel is Channel.EMAIL and not address:
@@ -173,6 +182,7 @@ class Notifier:
             problem = f"{member.id} has no {channel.value} webhook in config/team.yaml"
         if problem and not (explicit or "channels" in member.notify.model_fields_set):
             return  # the default channel of someone who never set one up: nobody to tell
+        problem = broken or problem  # a template that fails: the reason, as a dead letter
         quiet = member.notify.quiet_hours
         later = quiet.until(now) if quiet is not None else None
         insert_ignore(session, Notification, {

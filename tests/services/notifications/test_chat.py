@@ -139,3 +139,16 @@ def test_a_burst_goes_out_in_one_job_a_few_at_a_time(runtime: Runtime, hooks: Ho
     report = deliver_due(runtime.ctx, limit=5)
     assert len(report.sent) == len(rows(runtime)) >= 12  # and the launch's own messages
     assert len(hooks.bodies("/teams/alice")) == 12
+
+
+def test_a_broken_template_is_a_dead_letter_not_a_lost_fact(runtime: Runtime,
+                                                            clock: Clock) -> None:
+    """An MSP's edited template that fails to render: the run still launches and the
+    notifications are dead letters naming the template, not silently dropped."""
+    own = runtime.ctx.settings.notification_templates
+    own.mkdir(parents=True, exist_ok=True)
+    (own / "overdue.txt").write_text("Hello {{ recipient.nickname }}\n")
+    overdue_for_alice(runtime, clock)
+    dead = rows(runtime, kind="overdue")
+    assert {r.status for r in dead} == {NoteStatus.DEAD.value} and len(dead) == 3
+    assert "overdue.txt" in (dead[0].last_error or "")
