@@ -17,6 +17,7 @@ from hub.config.branding import DEFAULT
 from hub.services.tokens import Role
 from tests.api.conftest import START, Api
 from tests.api.test_dashboard_evidence import _audit_actions, _csrf, _share, _sign_in
+from tests.e2e.steps import sample_value
 
 
 def pdf_text(data: bytes) -> str:
@@ -168,3 +169,41 @@ def test_ordinary_evidence_is_not_cut() -> None:
         "ticket": None, "inputs": {}, "cancel_reason": None, "steps": [step]})
     text = pdf_text(record_pdf(detail, {}, DEFAULT, now=START))
     assert "check089 passed;" in text and "more characters" not in text
+
+
+def _work_through(api: Api, run_id: int) -> None:
+    """Finish every step: alice completes (evidence forms filled), max signs off."""
+    for _ in range(60):  # bounded: one open step finished per round
+        steps = api.get(f"/api/runs/{run_id}").json()["steps"]
+        step = next((s for s in steps if s["status"] == "open"), None)
+        if step is None:
+            return
+        if step.get("approval"):
+            done = api.post(f"/api/runs/{run_id}/steps/{step['step_id']}/approve",
+                            Role.MANAGER, {"comment": "Checked the revocations"})
+        else:
+            fields = {f["id"]: sample_value(f) for f in step.get("evidence_fields") or []}
+            done = api.post(f"/api/runs/{run_id}/steps/{step['step_id']}/complete",
+                            Role.TECHNICIAN, {"evidence": "done", "fields": fields})
+        assert done.status_code == 200, done.text
+    raise AssertionError("the run did not finish")
+
+
+def test_a_sign_off_reads_approved_with_its_role_and_approver(api: Api) -> None:
+    """The record page and the PDF say a finished sign-off was approved, by whom, as what."""
+    # Given a leaver run worked to the end, its access removal signed off by max
+    run_id = int(api.launch(client="ACME", client_name="Acme Ltd")["id"])
+    _sign_in(api, Role.VIEWER)
+    before = api.http.get(f"/runs/{run_id}/record").text
+    assert "sign-off (service-manager)" in before  # a sign-off still to come says so
+    _work_through(api, run_id)
+    # When the record is opened as a page and as a PDF
+    page = api.http.get(f"/runs/{run_id}/record").text
+    text = pdf_text(api.http.get(f"/runs/{run_id}/record.pdf").content)
+    # Then the sign-off row says approved, by user:max, with the comment
+    row = page.split("Service manager signs off the access removal")[1].split("</tr>")[0]
+    assert ">approved</span>" in row and "user:max" in row and "Checked the revocations" in row
+    signed = text.split("Service manager signs off the access removal")[1][:200]
+    squeezed = signed.replace(" ", "")  # a narrow column wraps the role's name anywhere
+    assert "Approved(sign-off,service-manager)user:max" in squeezed
+    assert "Checked the revocations" in signed

@@ -21,7 +21,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from hub.api.dashboard.render import fmt_short, fmt_time, show
-from hub.api.schemas import RunDetail
+from hub.api.schemas import RunDetail, StepOut
 from hub.config.branding import Branding, contrast, rgb
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
@@ -178,13 +178,23 @@ def _summary(run: RunDetail) -> list[tuple[str, str]]:
     return rows
 
 
-def _evidence(step: Any) -> str:
+def _evidence(step: StepOut) -> str:
     parts = [step.evidence or ""]
     if step.note:
         parts.append(f"Note: {step.note}")
     if step.skip_reason:
         parts.append(f"Skipped: {step.skip_reason}")
     return "\n".join(p for p in parts if p) or "-"
+
+
+def _outcome(step: StepOut) -> str:
+    """The step's state in words; a finished sign-off says it was approved, and by whom
+    is in the Who column."""
+    if step.approval is not None:
+        state = "Approved" if step.status.value == "done" else OUTCOMES.get(
+            step.status.value, step.status.value)
+        return f"{state}\n(sign-off, {step.approval.role})"
+    return OUTCOMES.get(step.status.value, step.status.value)
 
 
 def _steps(pdf: _Record, run: RunDetail) -> None:
@@ -203,7 +213,7 @@ def _steps(pdf: _Record, run: RunDetail) -> None:
         widths = [pdf.epw * w / sum(WIDTHS) for w in WIDTHS]
         for number, step in enumerate(run.steps, start=1):
             row = table.row()
-            values = (number, step.title, OUTCOMES.get(step.status.value, step.status.value),
+            values = (number, step.title, _outcome(step),
                       step.done_by or "-", fmt_short(step.done_at) if step.done_at else "-",
                       _evidence(step))
             for value, width in zip(values, widths, strict=True):
