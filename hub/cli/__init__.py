@@ -9,6 +9,8 @@ from hub.cli import (  # noqa: F401  (registers commands)
     demo,
     events,
     mappings,
+    mappings_stats,
+    notifications,
     runs,
     schedules,
     users,

@@ -19,11 +19,21 @@ from sqlalchemy import select
 
 from hub.cli.app import app, context, fail, out
 from hub.cli.fields import catalog_rows, format_catalog
+from hub.cli.stored_events import stored_event
 from hub.config.fields import field_catalog
 from hub.config.mappings import compile_files, load_rules, mapping_files
 from hub.config.playbooks import PlaybookLibrary, load_library
 from hub.core.events import Event, EventKind
-from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick, action_to_dict
+from hub.core.mapping.actions import (
+    Action,
+    Cancel,
+    Comment,
+    Launch,
+    Note,
+    Notify,
+    Tick,
+    action_to_dict,
+)
 from hub.core.mapping.engine import Evaluation, RuleSet, explain
 from hub.core.mapping.fields import FieldCatalog
 from hub.core.mapping.replay import diff_actions
@@ -142,20 +152,25 @@ def fields_command(
 
 @mappings_app.command("test")
 def test_event(
-    event_file: Path = typer.Argument(
-        ..., help="A normalized event (Event JSON), or a JSON list of events."
+    event_file: Path | None = typer.Argument(
+        None, help="A normalized event (Event JSON), or a JSON list of events."
     ),
     mappings_dir: Path = MAPPINGS_DIR,
     playbooks_dir: Path = PLAYBOOKS_DIR,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    event_id: int | None = typer.Option(
+        None, "--event", help="A stored inbox event's id, instead of a file."),
 ) -> None:
     """Dry run: which rules an event matches, what they would do, and why others did not.
 
     Exit status 1 when a matching rule cannot be rendered for the event (or the rules
     are invalid), 2 when the event file is unreadable.
     """
+    if event_file is None and event_id is None:
+        _fail("give an event file, or --event ID for a stored event", 2)
     try:
-        loaded = _EVENTS.validate_json(event_file.read_bytes())
+        loaded = stored_event(event_id) if event_id is not None else \
+            _EVENTS.validate_json(event_file.read_bytes())  # type: ignore[union-attr]
     except OSError as exc:
         _fail(f"{event_file}: {exc.strerror}", 2)
     except ValidationError as exc:
@@ -214,6 +229,11 @@ def describe_action(action: Action) -> str:
         for key, value in action.inputs.items():
             text += f"\n      {key}: {value!r}"
         return text
+    if isinstance(action, Notify):
+        via = ", ".join(action.channels) or "their own channels"
+        return f"notify {', '.join(action.to)}{client} via {via}: {action.subject!r}"
+    if isinstance(action, Note):
+        return f"note on the event's ticket: {action.text!r}"
     runs = "all active runs"
     if action.playbooks:
         runs = f"active runs of {', '.join(action.playbooks)}"

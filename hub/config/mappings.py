@@ -303,6 +303,12 @@ def _template_fields(rule: Rule) -> list[tuple[str, str]]:
         out.append(("comment.text", rule.comment.text))
     if rule.cancel is not None:
         out.append(("cancel.reason", rule.cancel.reason))
+    if rule.notify is not None:
+        out.append(("notify.text", rule.notify.text))
+        if rule.notify.subject is not None:
+            out.append(("notify.subject", rule.notify.subject))
+    if rule.note is not None:
+        out.append(("note.text", rule.note.text))
     return out
 
 

@@ -124,7 +124,8 @@ ERRORS: list[tuple[str, str, int, str | None, str]] = [
             cancel: {playbook: onboard, reason: y}
         """,
         2, "rules.0",
-        "a rule needs exactly one action: launch, tick, comment, cancel (found: comment, cancel)",
+        "a rule needs exactly one action: launch, tick, comment, cancel, notify, note "
+        "(found: comment, cancel)",
     ),
     (
         "no-action",

@@ -48,7 +48,7 @@ from hub.core.conditions import (
     path_getter,
 )
 from hub.core.events import Event, EventKind
-from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Tick
+from hub.core.mapping.actions import Action, Cancel, Comment, Launch, Note, Notify, Tick
 from hub.core.mapping.schema import Rule
 from hub.core.mapping.templates import Template, TemplateRenderError, render
 from hub.errors import MappingError
@@ -235,8 +235,8 @@ class RuleSet:
         ranked = [replace(r, rank=i) for i, r in enumerate(ranked)]
         index: dict[EventKind, dict[str, list[CompiledRule]]] = {}
         for compiled in ranked:
-            if not compiled.rule.enabled:
-                continue
+            if not compiled.rule.enabled or compiled.rule.mode == "draft":
+                continue  # checked when loaded, never evaluated
             names = [source_key(n) for n in compiled.rule.from_ or [ANY_SOURCE]]
             for kind in dict.fromkeys(compiled.rule.on):
                 by_source = index.setdefault(kind, {})
@@ -408,7 +408,7 @@ def _run(rules: RuleSet, event: Event, *, with_reasons: bool, every_rule: bool) 
             matched.append(RuleMatch(compiled.id, (build_action(compiled, event, ctx),)))
         except TemplateRenderError as exc:
             errors.append(RuleError(compiled.id, str(exc)))
-        if compiled.rule.stop:
+        if compiled.rule.stop and compiled.rule.mode != "shadow":  # a shadow changes nothing
             stopped_by = compiled.id
             break
     return Evaluation(matched, errors, near, stopped_by, examined)
@@ -462,9 +462,23 @@ def build_action(compiled: CompiledRule, event: Event, ctx: dict[str, Any]) -> A
     if rule.comment is not None:
         text = _text(compiled, "comment.text", ctx) or ""
         return Comment(rule.id, tuple(rule.comment.playbook or ()), text, client_id)
+    if rule.notify is not None:
+        return _notify(compiled, ctx, client_id)
+    if rule.note is not None:
+        return Note(rule.id, _text(compiled, "note.text", ctx) or "", client_id)
     assert rule.cancel is not None  # Rule guarantees exactly one action
     reason = _text(compiled, "cancel.reason", ctx) or ""
     return Cancel(rule.id, tuple(rule.cancel.playbook), reason, client_id)
+
+
+def _notify(compiled: CompiledRule, ctx: dict[str, Any], client_id: str | None) -> Notify:
+    """A notify action: its text, and a subject (given, else the text's first line)."""
+    spec = compiled.rule.notify
+    assert spec is not None
+    text = _text(compiled, "notify.text", ctx) or ""
+    subject = _text(compiled, "notify.subject", ctx) or text.strip().split("\n", 1)[0]
+    return Notify(compiled.rule.id, tuple(spec.to), tuple(spec.channels or ()), spec.template,
+                  subject[:200], text, client_id)
 
 
 def _constant(value: Any) -> Any:

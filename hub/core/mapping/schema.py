@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,14 +23,17 @@ from pydantic import (
 
 from hub.core.conditions import CONDITION_JSON_SCHEMA
 from hub.core.events import EventKind
+from hub.core.mapping.people import NoteSpec, NotifySpec
 from hub.core.suggest import hint
 
 if TYPE_CHECKING:  # fields.py imports the engine, which imports this module
     from hub.core.mapping.fields import FieldCatalog
 
 RULE_ID = r"^[a-z0-9][a-z0-9_-]*$"
-ACTION_FIELDS: tuple[str, ...] = ("launch", "tick", "comment", "cancel")
+ACTION_FIELDS: tuple[str, ...] = ("launch", "tick", "comment", "cancel", "notify", "note")
 InputValue = str | bool | int | float | date | None
+RuleMode = Literal["live", "shadow", "draft"]
+OnError = Literal["note", "none"]
 
 
 def _as_list(value: Any) -> Any:
@@ -143,6 +146,18 @@ class Rule(_Strict):
     )
     description: str | None = Field(default=None, description="What the rule is for, for admins.")
     enabled: bool = Field(default=True, description="false: the rule is checked but never applied.")
+    mode: RuleMode = Field(
+        default="live",
+        description="live: applied. shadow: evaluated on live events, what it would have done "
+        "is recorded in the event's trace and in 'msphub mappings stats', nothing is applied. "
+        "draft: checked, never evaluated. Promote a rule by changing this one word.",
+    )
+    on_error: OnError = Field(
+        default="note",
+        description="When the rule matches a ticket event but cannot apply (a missing "
+        "input, an unlinked client): 'note' posts one note on the ticket saying what is "
+        "missing; 'none' only marks the event failed.",
+    )
     on: KindList = Field(
         min_length=1,
         description="Event kind, or a list of kinds, the rule reacts to (ticket.created, "
@@ -170,6 +185,10 @@ class Rule(_Strict):
     tick: TickSpec | None = Field(default=None, description="Mark a step done.")
     comment: CommentSpec | None = Field(default=None, description="Comment on active runs.")
     cancel: CancelSpec | None = Field(default=None, description="Cancel active runs.")
+    notify: NotifySpec | None = Field(default=None, description="Tell people (email, Teams, "
+                                      "Slack, a ticket note).")
+    note: NoteSpec | None = Field(default=None, description="One internal note on the "
+                                  "event's ticket.")
 
     @field_validator("on", mode="before")
     @classmethod
