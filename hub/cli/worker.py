@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import dramatiq
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hub.cli.app import app, context, fail, hub_errors, out, settings
@@ -75,7 +76,7 @@ def scheduler() -> None:
 
 @deadletters_app.command("list")
 def deadletters_list() -> None:
-    """List parked events and notes with their last error."""
+    """List parked events, notes and notifications with their last error."""
     ctx = context(migrate=True)
     items = list_dead(ctx)
     if not items:
@@ -83,19 +84,20 @@ def deadletters_list() -> None:
         return
     table = Table("kind", "id", "what", "attempts", "last error", "since")
     for d in items:
-        table.add_row(d.kind, str(d.id), d.summary, str(d.attempts), d.error or "",
+        table.add_row(d.kind, str(d.id), escape(d.summary), str(d.attempts),
+                      escape(d.error or ""),
                       f"{d.at:%Y-%m-%d %H:%M}")
     out.print(table)
 
 
 @deadletters_app.command("retry")
 def deadletters_retry(
-    kind: str = typer.Argument(..., help="event or note"),
+    kind: str = typer.Argument(..., help="event, note or notification"),
     item_id: int = typer.Argument(...),
 ) -> None:
     """Put one parked item back in the queue."""
-    if kind not in ("event", "note"):
-        fail("kind must be 'event' or 'note'")
+    if kind not in ("event", "note", "notification"):
+        fail("kind must be 'event', 'note' or 'notification'")
     s = settings()
     with hub_errors():
         rt = build_runtime(s)
@@ -103,7 +105,7 @@ def deadletters_retry(
         fail(f"{kind} {item_id} is not a dead letter")
     if kind == "event":
         rt.dispatch.event(item_id)
-    else:
+    elif kind == "note":
         rt.dispatch.notes([item_id])
     if not s.redis_url:
         out.print(f"{kind} {item_id} is pending again; the running hub picks it up within "

@@ -11,6 +11,8 @@ import structlog
 
 from hub.runtime.process import Runtime
 from hub.services import inbox, writeback
+from hub.services.checks import Gate, run_checks
+from hub.services.notification_delivery import deliver_due
 from hub.services.overdue import find_overdue_steps
 from hub.services.scheduled_launches import launch_due
 
@@ -18,7 +20,7 @@ log = structlog.get_logger()
 
 # job name → how often the scheduler sends it
 JOBS: dict[str, float] = {"requeue": 60.0, "overdue": 60.0, "digests": 300.0,
-                          "schedules": 60.0}
+                          "schedules": 60.0, "checks": 60.0, "notifications": 15.0}
 STALE_EVENT = timedelta(minutes=5)
 STALE_NOTE = timedelta(minutes=5)
 
@@ -39,6 +41,18 @@ def requeue_unfinished(rt: Runtime, *, events_older_than: timedelta = STALE_EVEN
     return len(events), len(notes)
 
 
+def listing_gate(rt: Runtime) -> Gate:
+    """One device listing per (source, client) per the source's poll interval, shared by
+    every worker (the rate-limiter backend: Redis, or in-memory without it)."""
+    def gate(source: str, client: str) -> bool:
+        src = rt.sources.get(source)
+        every = src.poll_interval().total_seconds() if src is not None else 300.0
+        key = f"{rt.namespace}:checks:{source}:{client}"
+        return bool(rt.limiter_backend.add(key, 1, int(max(every, 1.0) * 1000)))
+
+    return gate
+
+
 def run(rt: Runtime, job: str) -> None:
     """Run one periodic job by name."""
     if job == "requeue":
@@ -49,6 +63,10 @@ def run(rt: Runtime, job: str) -> None:
         writeback.flush_digests(rt.ctx)
     elif job == "schedules":
         launch_due(rt.ctx, rt.current_schedules())
+    elif job == "notifications":
+        deliver_due(rt.ctx)  # email, Teams, Slack: each retried with backoff, then dead
+    elif job == "checks":
+        run_checks(rt.ctx, rt.sources, gate=listing_gate(rt))  # notes go out on commit
     else:
         log.warning("unknown_periodic_job", job=job)
 

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.base import load_registry
 from hub.config.calendars import load_calendars
 from hub.config.clients import load_clients
+from hub.config.fields import field_catalog
 from hub.config.live_rules import RuleHolder
 from hub.config.playbooks import PlaybookSource
-from hub.config.team import load_team
+from hub.config.team import Roster, load_team
 from hub.config.yamlio import config_env
 from hub.core.events import KNOWN_VENDORS
 from hub.runtime.actors import declare_actors
@@ -36,6 +37,7 @@ from hub.services.context import HubContext, utcnow
 from hub.services.deadletters import mark_dead
 from hub.services.directory import ClientDirectory
 from hub.services.notes import OutboxSink, dispatch_after_commit, ticket_writers
+from hub.services.notifications import Notifier, NotifyingSink
 from hub.services.runs import RunService
 from hub.services.scheduled_launches import check as check_schedules
 from hub.services.sources import Sources, load_sources
@@ -62,11 +64,15 @@ def build_context(settings: Settings, *, clock: Clock = utcnow,
     env = config_environment()
     calendars = load_calendars(settings.config_dir / "calendars.yaml", env=env)
     team = load_team(settings.config_dir / "team.yaml", calendars, env=env)
-    playbooks = PlaybookSource(settings.playbooks_dir)
+    # unknown roles and assignees in a playbook are warned about at each load
+    playbooks = PlaybookSource(settings.playbooks_dir, roster=Roster.of(
+        team, str(settings.config_dir / "team.yaml")))
     clients = ClientDirectory(clock=clock, provisional=settings.provisional_clients)
     runs = RunService(library=playbooks, team=team, calendars=calendars, clock=clock,
                       clients=clients,
-                      notes=OutboxSink(settings.public_url, ticket_writers(settings.config_dir)))
+                      notes=NotifyingSink(
+                          OutboxSink(settings.public_url, ticket_writers(settings.config_dir)),
+                          Notifier(settings, team)))
     return HubContext(settings=settings, engine=engine, sessions=audited_sessions(engine, settings),
                       playbooks=playbooks, team=team, calendars=calendars, clients=clients,
                       runs=runs, clock=clock)
@@ -122,11 +128,16 @@ def build_runtime(settings: Settings, *, clock: Clock = utcnow, engine: Engine |
     # a configured instance; anything else is a typo worth refusing
     names = {s.name for s in sources} | {s.vendor for s in sources} | set(load_registry())
     names |= KNOWN_VENDORS
+    # a rule reading a field no source in its `from:` emits is refused (did you mean …)
+    catalog = field_catalog(settings.config_dir / "connectors.yaml")
     if rules:
-        holder = RuleHolder.load(settings.mappings_dir, ctx.playbooks, sources=names)
+        holder = RuleHolder.load(settings.mappings_dir, ctx.playbooks, sources=names,
+                                 catalog=catalog)
         schedules = check_schedules(ctx)  # a broken file stops start-up with file and line
     else:
-        holder, schedules = RuleHolder(settings.mappings_dir, ctx.playbooks, sources=names), []
+        holder = RuleHolder(settings.mappings_dir, ctx.playbooks, sources=names,
+                            catalog=catalog)
+        schedules = []
 
     def on_dead(actor: str, item_id: int, error: str) -> None:
         mark_dead(ctx, actor, item_id, error)

@@ -173,14 +173,15 @@ async def retry_dead(kind: str, item_id: EventId, request: Request, ctx: Hub) ->
     """Put one parked event or note back in the queue (admin), as ``msphub deadletters retry``."""
 
     def work(_form: dict[str, str], _who: Principal) -> str:
-        if kind not in ("event", "note"):
-            raise NotFound("kind must be 'event' or 'note'")
+        if kind not in ("event", "note", "notification"):
+            raise NotFound("kind must be 'event', 'note' or 'notification'")
         if not revive(ctx, kind, item_id):
             raise NotAllowed(f"{kind} {item_id} is not a dead letter")
         if kind == "event":
             runtime_of(request).dispatch.event(item_id)
-        else:
+        elif kind == "note":
             runtime_of(request).dispatch.notes([item_id])
+        # a notification is due again at once: the next delivery pass sends it
         return "/ops/dead"
 
     return await post_form(request, ctx, Role.ADMIN, "retrying a dead letter", work,

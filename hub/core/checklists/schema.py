@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.core.calendars import DueSpec
+from hub.core.checklists.checks import Checks
+from hub.core.checklists.escalation import Escalation
 from hub.core.checklists.evidence import EvidenceField
 from hub.core.conditions import (
     CONDITION_JSON_SCHEMA,
@@ -115,6 +117,18 @@ class Step(BaseModel):
     auto: list[str] = Field(
         default_factory=list,
         description="Event kinds that may tick this step (hints for mapping authors).",
+    )
+    escalate: Escalation | None = Field(
+        default=None,
+        description="When the step stays overdue: {after: 2h, to_role: senior-engineer, "
+        "notify: manager} reassigns it and/or tells people, once.",
+    )
+    check: Checks = Field(
+        default=(),
+        description="Verification check(s) the hub runs against the client's RMM while the "
+        "step is open; the step is ticked with the evidence once they all hold. One "
+        "mapping or a list; kinds: agents_online, no_critical_patches, backup_recent, "
+        "antivirus_healthy.",
     )
     evidence_fields: list[EvidenceField] = Field(
         default_factory=list,
