@@ -13,6 +13,7 @@ seconds each on SQLite); raise it for a longer campaign.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from connectors.autotask.sandbox_webhooks import signed_headers
 from connectors.base import Capability, build_connector, load_registry
 from connectors.connectwise.signing import sign
 from connectors.webhook.connector import signature
@@ -59,6 +61,19 @@ def _cw_auth(body: bytes) -> tuple[str, dict[str, str]]:
     return f"/{TOKEN}", {"x-content-signature": sign(body, "unused")}
 
 
+def _autotask_auth(body: bytes) -> tuple[str, dict[str, str]]:
+    return "", signed_headers(body, TOKEN)
+
+
+def _halo_auth(body: bytes) -> tuple[str, dict[str, str]]:
+    token = base64.b64encode(f"msphub:{TOKEN}".encode()).decode()
+    return "", {"authorization": f"Basic {token}"}
+
+
+def _ninja_auth(body: bytes) -> tuple[str, dict[str, str]]:
+    return "", {"x-msphub-webhook-secret": TOKEN}
+
+
 RECEIVERS: dict[str, Receiver] = {
     "webhook": Receiver(
         config={"secret": SECRET},
@@ -85,6 +100,38 @@ RECEIVERS: dict[str, Receiver] = {
         auth=_token_auth,
         seed={"alertUid": "a-1", "siteUid": "s-1", "event": "resolved",
               "timestamp": "2025-03-03T09:00:00Z"},
+    ),
+    "autotask": Receiver(
+        config={"username": "api@example.com", "secret": "secret", "integration_code": "CODE",
+                "zone_lookup_url": "http://127.0.0.1:9", "allow_any_host": True,
+                "webhook_secret": TOKEN},
+        auth=_autotask_auth,
+        seed={"Action": "Create", "Guid": "15287032-91e4-49ef-9a0f-5543361187f2",
+              "EntityType": "Ticket", "Id": 29000004,
+              "Fields": {"status": 1, "issueType": 17, "subIssueType": 233,
+                         "queueID": 29683482, "title": "Leaver",
+                         "ticketNumber": "T20250303.0004", "companyID": 29000003},
+              "EventTime": "2025-03-03T09:00:00.701Z", "SequenceNumber": 1,
+              "PersonID": 29000002},
+    ),
+    "halopsa": Receiver(
+        config={"url": "http://127.0.0.1:9", "client_id": "id", "client_secret": "secret",
+                "webhook_secret": TOKEN},
+        auth=_halo_auth,
+        seed={"event": "New Ticket Logged",
+              "ticket": {"id": 4801, "summary": "Leaver", "tickettype_id": 1, "status_id": 1,
+                         "client_id": 11, "client_name": "Acme", "team": "Service Desk",
+                         "last_update": "2025-03-03T09:00:03.451"}},
+    ),
+    "ninjaone": Receiver(
+        config={"instance_url": "http://127.0.0.1:9", "allow_any_host": True,
+                "client_id": "id", "client_secret": "secret", "webhook_secret": TOKEN},
+        auth=_ninja_auth,
+        seed={"id": 170006, "activityTime": 1741000000.977, "deviceId": 1003,
+              "seriesUid": "4564b755-518a-4144-a216-9a23df1c5aab", "activityType": "CONDITION",
+              "statusCode": "TRIGGERED", "status": "Triggered", "message": "Disk space low",
+              "type": "Condition", "severity": "MAJOR",
+              "device": {"id": 1003, "organizationId": 1001, "displayName": "ACME-PC01"}},
     ),
 }
 

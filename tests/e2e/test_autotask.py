@@ -103,6 +103,15 @@ def _inbox(hub: Hub, ticket: int) -> list[tuple[str, str, str]]:
         "ORDER BY id", s=SOURCE, t=str(ticket))]
 
 
+def _changes(hub: Hub, ticket: int) -> list[str]:
+    """The kinds of the ticket's stored changes: a thin webhook row whose full record was
+    stored beside it (``enriched_from``) counts once, as that record."""
+    return [str(r[0]) for r in hub.rows(
+        "SELECT e.kind FROM inbox_events e WHERE e.source = :s AND e.subject_id = :t AND "
+        "NOT EXISTS (SELECT 1 FROM inbox_events x WHERE x.enriched_from = e.id) "
+        "ORDER BY e.id", s=SOURCE, t=str(ticket))]
+
+
 def _note_posts(at: SandboxServer, ticket: int) -> int:
     return at.sandbox.request_count("POST", at.sandbox.api_path(f"Tickets/{ticket}/Notes"))
 
@@ -179,7 +188,7 @@ def test_leaver_and_new_contract_end_to_end_on_autotask(
                what="every note sent", detail=hub.detail)
     # and our own notes and status change did not come back (the API user is excluded)
     autotask.sandbox.wait_for_webhooks(10)
-    assert [k for k, _v, _s in _inbox(hub, ticket)] == ["ticket.created"]
+    assert _changes(hub, ticket) == ["ticket.created"]
 
     # When a Managed Services contract is added for Acme (Autotask sends no webhook)
     contract = store.create_contract(client["company"], "Acme - Managed Services",
