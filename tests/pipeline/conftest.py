@@ -135,5 +135,5 @@ def drain(rt: Runtime, worker: Worker, *, fail_fast: bool = True) -> None:
     assert isinstance(broker, StubBroker)
     for _ in range(5):
         for queue in list(broker.queues):
-            broker.join(queue, fail_fast=fail_fast, timeout=20_000)
+            broker.join(queue, fail_fast=fail_fast, timeout=90_000)  # generous: a loaded CI box
         worker.join()
