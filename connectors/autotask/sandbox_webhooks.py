@@ -30,7 +30,7 @@ def errors(status: int, *messages: str, headers: dict[str, str] | None = None) -
 
 
 def dotnet_body(payload: Any) -> bytes:
-    """The bytes Autotask signs: JSON with non-ASCII and ``&<>'+` `` as ``\\uXXXX``
+    """The bytes Autotask signs: JSON with non-ASCII and ``&<>'+` `` as ``\\u + four hex digits``
     (upper-case hex) and ``\\"`` as ``\\u0022`` (an independent re-implementation, so
     tests of the connector's verifier are not circular)."""
     text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))

@@ -2,8 +2,8 @@
 
 Autotask computes the HMAC over its own .NET JSON serialisation of the payload. That
 serialiser writes every non-ASCII character, and ``& < > ' + `` ` `` and ``"`` inside
-strings, as ``\\uXXXX`` escapes (upper-case hex, UTF-16 code units), while the body on the
-wire may carry the characters themselves. So the signature is checked against the raw
+strings, as ``\\u`` escapes of four upper-case hex digits (UTF-16 code units), while the
+body on the wire may carry the characters themselves. So the signature is checked against the raw
 body first and then against the body re-escaped the .NET way; either match is accepted.
 """
 
@@ -19,7 +19,8 @@ _ASCII_ESCAPED = frozenset("&<>'+`")
 
 
 def _escape_char(char: str) -> str:
-    """``char`` as .NET's ``\\uXXXX`` escape(s); astral characters become two code units."""
+    """``char`` as .NET's ``\\u`` escape(s) of four hex digits; astral characters become
+    two code units."""
     code = ord(char)
     if code <= 0xFFFF:
         return f"\\u{code:04X}"
@@ -31,7 +32,7 @@ def dotnet_escape(text: str) -> str:
     """Re-escape the string literals of a JSON text as Autotask's serialiser writes them.
 
     Outside strings nothing changes. Inside, existing escapes are kept except ``\\"``,
-    which becomes ``\\u0022``; the characters above become ``\\uXXXX``.
+    which becomes ``\\u0022``; the characters above become ``\\u + four hex digits``.
     """
     out: list[str] = []
     in_string = False

@@ -17,6 +17,7 @@ meets a check: the missing list says so, so nobody mistakes silence for proof.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,7 +66,7 @@ class DeviceView(Protocol):
     def last_backup_ok_at(self) -> datetime | None: ...
 
 
-class _Check(BaseModel):
+class _Check(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_devices: int = Field(
@@ -78,9 +79,9 @@ class _Check(BaseModel):
         """The device facts this check reads (vendors skip reports nobody needs)."""
         return frozenset()
 
+    @abstractmethod
     def judge(self, device: DeviceView, now: datetime) -> tuple[bool, str]:
         """(meets the check, what was seen) for one device."""
-        raise NotImplementedError
 
 
 def _window(value: str | None) -> str | None:
